@@ -1,0 +1,265 @@
+"""The Postgres broker: psycopg 3 with its connection pool, autocommit, hand-written SQL.
+
+Every hot-path call is one statement in autocommit mode: one round trip and one commit.
+psycopg prepares a statement server-side once it has run a few times, so the steady state
+sends only parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from taskflow.broker.base import (
+    Broker,
+    PendingRef,
+    StepWrite,
+    load_queries,
+    start_params,
+    step_params,
+    step_row,
+    workflow_row,
+)
+from taskflow.broker.migrations import (
+    LATEST_VERSION,
+    bootstrap_statements,
+    migration_statements,
+    pending,
+)
+from taskflow.broker.url import DatabaseURL, validate_schema_name
+from taskflow.clock import SystemClock, now_ms
+from taskflow.errors import DatabaseConnectionError
+from taskflow.models import NewWorkflow, StartResult, StepRow, WorkflowRow
+from taskflow.status import Status
+
+
+class PostgresBroker(Broker):
+    """A system database on PostgreSQL, in its own schema."""
+
+    dialect = "postgresql"
+
+    def __init__(
+        self,
+        url: DatabaseURL,
+        schema: str = "taskflow",
+        pool_size: int = 10,
+        connect_timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.schema = validate_schema_name(schema)
+        self._conninfo = url.postgres_conninfo()
+        self._pool_size = max(1, pool_size)
+        self._connect_timeout = connect_timeout
+        self._q = load_queries("postgres", self.schema)
+        self._lock = threading.Lock()
+        self._pool: ConnectionPool | None = None
+        self._pid = os.getpid()
+
+    # -- connections -----------------------------------------------------------------------
+    def _connection_error(self, exc: Exception) -> DatabaseConnectionError:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        password = self.url.url.password
+        if password:
+            reason = reason.replace(str(password), "***")
+        return DatabaseConnectionError(
+            f"cannot connect to {self.url.where} ({self.url.redacted}): {reason}"
+        )
+
+    def _connect(self) -> psycopg.Connection[Any]:
+        try:
+            return psycopg.connect(
+                self._conninfo,
+                autocommit=True,
+                connect_timeout=max(1, int(self._connect_timeout)),
+            )
+        except psycopg.OperationalError as exc:
+            raise self._connection_error(exc) from None
+
+    def _get_pool(self) -> ConnectionPool:
+        pool = self._pool
+        if pool is not None and self._pid == os.getpid():
+            return pool
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child must not touch the parent's sockets: start afresh.
+                self._pool, self._pid = None, os.getpid()
+            if self._pool is None:
+                pool = ConnectionPool(
+                    self._conninfo,
+                    min_size=1,
+                    max_size=self._pool_size,
+                    kwargs={"autocommit": True},
+                    timeout=self._connect_timeout,
+                    open=False,
+                    name="taskflow",
+                )
+                try:
+                    pool.open(wait=True, timeout=self._connect_timeout)
+                except PoolTimeout:
+                    pool.close()
+                    # Connect once directly to report why, not just that it timed out.
+                    self._connect().close()
+                    raise DatabaseConnectionError(
+                        f"cannot connect to {self.url.where} ({self.url.redacted}): "
+                        f"no connection within {self._connect_timeout}s"
+                    ) from None
+                self._pool = pool
+            return self._pool
+
+    @contextmanager
+    def _conn(self) -> Iterator[psycopg.Connection[Any]]:
+        with self._get_pool().connection() as conn:
+            yield conn
+
+    def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        with self._conn() as conn:
+            row: tuple[Any, ...] | None = conn.execute(self._q[query], params).fetchone()
+            return row
+
+    def _all(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        with self._conn() as conn:
+            return conn.execute(self._q[query], params).fetchall()
+
+    def close(self) -> None:
+        """Close the pool (a no-op in a forked child that never opened one)."""
+        with self._lock:
+            if self._pool is not None and self._pid == os.getpid():
+                self._pool.close()
+            self._pool = None
+
+    # -- migrations ------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """Newest applied migration, 0 when the schema does not exist yet."""
+        conn = self._connect()
+        try:
+            return self._version(conn)
+        finally:
+            conn.close()
+
+    def _version(self, conn: psycopg.Connection[Any]) -> int:
+        exists = conn.execute(
+            "SELECT to_regclass(%s)", (f'"{self.schema}".schema_migrations',)
+        ).fetchone()
+        if exists is None or exists[0] is None:
+            return 0
+        row = conn.execute(self._q["migration_version"]).fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> int:
+        """Apply pending migrations under an advisory lock scoped to this schema, so any
+        number of processes starting together leave exactly one schema."""
+        conn = self._connect()
+        try:
+            if self._version(conn) >= LATEST_VERSION:
+                return 0
+            lock_key = zlib.crc32(f"taskflow-migrate:{self.schema}".encode())
+            with conn.transaction():
+                conn.execute("SELECT pg_advisory_xact_lock(%s)", (lock_key,))
+                for statement in bootstrap_statements("postgresql", self.schema):
+                    conn.execute(statement.encode())
+                todo = pending(self._version(conn))
+                for migration in todo:
+                    for statement in migration_statements(migration, "postgresql", self.schema):
+                        conn.execute(statement.encode())
+                    conn.execute(
+                        self._q["record_migration"],
+                        {
+                            "version": migration.version,
+                            "name": migration.name,
+                            "now": now_ms(SystemClock()),
+                        },
+                    )
+            return len(todo)
+        finally:
+            conn.close()
+
+    # -- workflows -------------------------------------------------------------------------
+    def start_workflow(self, new: NewWorkflow, now: int) -> StartResult:
+        """Insert unless the id exists (then return the existing row)."""
+        if self._one("start_workflow", start_params(new, now)) is not None:
+            return StartResult(created=True)
+        return StartResult(created=False, row=self.get_workflow(new.id))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        """The stored row, or None."""
+        row = self._one("get_workflow", {"id": workflow_id})
+        return workflow_row(row) if row is not None else None
+
+    def get_status(self, workflow_id: str) -> Status | None:
+        """Only the status, or None."""
+        row = self._one("get_status", {"workflow_id": workflow_id})
+        return Status(row[0]) if row is not None else None
+
+    def finish_workflow(
+        self, workflow_id: str, status: Status, output: str | None, error: str | None, now: int
+    ) -> bool:
+        """Record the outcome if still PENDING."""
+        params = {
+            "id": workflow_id,
+            "status": status.value,
+            "output": output,
+            "error": error,
+            "now": now,
+        }
+        return self._one("finish_workflow", params) is not None
+
+    def set_status(
+        self, workflow_id: str, status: Status, expected: Status, now: int, error: str | None = None
+    ) -> bool:
+        """Guarded status change."""
+        params = {
+            "id": workflow_id,
+            "status": status.value,
+            "expected": expected.value,
+            "now": now,
+            "error": error,
+            "finished_at": now if status.is_finished else None,
+        }
+        return self._one("set_status", params) is not None
+
+    # -- steps -----------------------------------------------------------------------------
+    def record_step(self, workflow_id: str, step: StepRow) -> StepWrite:
+        """One round trip: insert the outcome and read the workflow's status."""
+        row = self._one("record_step", step_params(workflow_id, step))
+        status = Status(row[1]) if row is not None else None
+        if row is not None and row[0]:
+            return StepWrite(inserted=True, status=status)
+        existing = self._one("get_step", {"workflow_id": workflow_id, "step_id": step.step_id})
+        return StepWrite(
+            inserted=False,
+            status=status,
+            existing=step_row(existing) if existing is not None else None,
+        )
+
+    def load_steps(self, workflow_id: str) -> list[StepRow]:
+        """Recorded steps in order."""
+        return [step_row(r) for r in self._all("load_steps", {"workflow_id": workflow_id})]
+
+    # -- recovery --------------------------------------------------------------------------
+    def list_pending(self, app_version: str) -> list[PendingRef]:
+        """Recovery candidates."""
+        rows = self._all("list_pending", {"app_version": app_version})
+        return [PendingRef(id=r[0], executor_id=r[1], parent_id=r[2]) for r in rows]
+
+    def claim_for_recovery(
+        self, workflow_id: str, from_executor: str, executor_id: str, now: int
+    ) -> WorkflowRow | None:
+        """Guarded takeover, counting an attempt."""
+        params = {
+            "id": workflow_id,
+            "from_executor": from_executor,
+            "executor_id": executor_id,
+            "now": now,
+        }
+        row = self._one("claim_for_recovery", params)
+        return workflow_row(row) if row is not None else None
+
+
+__all__ = ["PostgresBroker"]

@@ -1,0 +1,1 @@
+SELECT status FROM {schema}.workflows WHERE id = %(workflow_id)s

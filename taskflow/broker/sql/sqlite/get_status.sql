@@ -1,0 +1,1 @@
+SELECT status FROM workflows WHERE id = :workflow_id

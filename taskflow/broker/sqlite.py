@@ -1,0 +1,247 @@
+"""The SQLite broker: the embedded default, one file in WAL mode.
+
+Each thread has its own connection (sqlite3 connections are not shareable); a forked child
+opens new ones. Writers from several processes wait on each other through ``busy_timeout``.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import time
+from typing import Any
+
+from taskflow.broker.base import (
+    Broker,
+    PendingRef,
+    StepWrite,
+    load_queries,
+    start_params,
+    step_params,
+    step_row,
+    workflow_row,
+)
+from taskflow.broker.migrations import (
+    LATEST_VERSION,
+    bootstrap_statements,
+    migration_statements,
+    pending,
+)
+from taskflow.broker.url import DatabaseURL
+from taskflow.clock import SystemClock, now_ms
+from taskflow.errors import ConfigurationError, DatabaseConnectionError
+from taskflow.models import NewWorkflow, StartResult, StepRow, WorkflowRow
+from taskflow.status import Status
+
+_SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
+
+
+class SQLiteBroker(Broker):
+    """A system database in one SQLite file."""
+
+    dialect = "sqlite"
+
+    def __init__(
+        self, url: DatabaseURL, synchronous: str = "FULL", busy_timeout: float = 30.0
+    ) -> None:
+        self.url = url
+        self.path = url.sqlite_path
+        if synchronous.upper() not in _SYNCHRONOUS:
+            raise ConfigurationError(
+                f"sqlite_synchronous must be one of {sorted(_SYNCHRONOUS)}, got {synchronous!r}"
+            )
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = busy_timeout
+        self._q = load_queries("sqlite")
+        self._local = threading.local()
+        self._all_conns: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    # -- connections -----------------------------------------------------------------------
+    def _open(self) -> sqlite3.Connection:
+        folder = os.path.dirname(os.path.abspath(self.path))
+        if not os.path.isdir(folder):
+            raise DatabaseConnectionError(
+                f"cannot open {self.url.where}: folder {folder!r} does not exist"
+            )
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            self._set_wal(conn)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            conn.execute("PRAGMA foreign_keys = ON")
+        except sqlite3.Error as exc:
+            raise DatabaseConnectionError(f"cannot open {self.url.where}: {exc}") from None
+        return conn
+
+    def _set_wal(self, conn: sqlite3.Connection) -> None:
+        # Switching to WAL needs a moment with no other writer; the busy handler does not
+        # cover it, so retry briefly when many processes open a new file together.
+        deadline = time.monotonic() + self._busy_timeout
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode = WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.01)
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._pid != os.getpid():
+            # A forked child must not use the parent's file handles.
+            self._local = threading.local()
+            self._all_conns = []
+            self._pid = os.getpid()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._open()
+            self._local.conn = conn
+            with self._lock:
+                self._all_conns.append(conn)
+        return conn
+
+    def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        cur = self._conn().execute(self._q[query], params)
+        rows = cur.fetchall()  # RETURNING statements commit only once fully read
+        return tuple(rows[0]) if rows else None
+
+    def _all(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._conn().execute(self._q[query], params).fetchall()]
+
+    def close(self) -> None:
+        """Close every connection this process opened."""
+        with self._lock:
+            if self._pid == os.getpid():
+                for conn in self._all_conns:
+                    conn.close()
+            self._all_conns = []
+            self._local = threading.local()
+
+    # -- migrations ------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        """Newest applied migration, 0 on an empty file."""
+        conn = self._conn()
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        ).fetchone()
+        if exists is None:
+            return 0
+        row = conn.execute(self._q["migration_version"]).fetchone()
+        return int(row[0]) if row else 0
+
+    def migrate(self) -> int:
+        """Apply pending migrations inside ``BEGIN IMMEDIATE``, which admits one writer at a
+        time, so processes starting together leave exactly one schema."""
+        if self.schema_version() >= LATEST_VERSION:
+            return 0
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in bootstrap_statements("sqlite", None):
+                conn.execute(statement)
+            todo = pending(self.schema_version())
+            for migration in todo:
+                for statement in migration_statements(migration, "sqlite", None):
+                    conn.execute(statement)
+                conn.execute(
+                    self._q["record_migration"],
+                    {
+                        "version": migration.version,
+                        "name": migration.name,
+                        "now": now_ms(SystemClock()),
+                    },
+                )
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return len(todo)
+
+    # -- workflows -------------------------------------------------------------------------
+    def start_workflow(self, new: NewWorkflow, now: int) -> StartResult:
+        """Insert unless the id exists (then return the existing row)."""
+        if self._one("start_workflow", start_params(new, now)) is not None:
+            return StartResult(created=True)
+        return StartResult(created=False, row=self.get_workflow(new.id))
+
+    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
+        """The stored row, or None."""
+        row = self._one("get_workflow", {"id": workflow_id})
+        return workflow_row(row) if row is not None else None
+
+    def get_status(self, workflow_id: str) -> Status | None:
+        """Only the status, or None."""
+        row = self._one("get_status", {"workflow_id": workflow_id})
+        return Status(row[0]) if row is not None else None
+
+    def finish_workflow(
+        self, workflow_id: str, status: Status, output: str | None, error: str | None, now: int
+    ) -> bool:
+        """Record the outcome if still PENDING."""
+        params = {
+            "id": workflow_id,
+            "status": status.value,
+            "output": output,
+            "error": error,
+            "now": now,
+        }
+        return self._one("finish_workflow", params) is not None
+
+    def set_status(
+        self, workflow_id: str, status: Status, expected: Status, now: int, error: str | None = None
+    ) -> bool:
+        """Guarded status change."""
+        params = {
+            "id": workflow_id,
+            "status": status.value,
+            "expected": expected.value,
+            "now": now,
+            "error": error,
+            "finished_at": now if status.is_finished else None,
+        }
+        return self._one("set_status", params) is not None
+
+    # -- steps -----------------------------------------------------------------------------
+    def record_step(self, workflow_id: str, step: StepRow) -> StepWrite:
+        """Insert the outcome (one commit), then read the workflow's status."""
+        conn = self._conn()
+        inserted = conn.execute(self._q["record_step"], step_params(workflow_id, step)).rowcount
+        status_row = conn.execute(self._q["get_status"], {"workflow_id": workflow_id}).fetchone()
+        status = Status(status_row[0]) if status_row is not None else None
+        if inserted:
+            return StepWrite(inserted=True, status=status)
+        existing = self._one("get_step", {"workflow_id": workflow_id, "step_id": step.step_id})
+        return StepWrite(
+            inserted=False,
+            status=status,
+            existing=step_row(existing) if existing is not None else None,
+        )
+
+    def load_steps(self, workflow_id: str) -> list[StepRow]:
+        """Recorded steps in order."""
+        return [step_row(r) for r in self._all("load_steps", {"workflow_id": workflow_id})]
+
+    # -- recovery --------------------------------------------------------------------------
+    def list_pending(self, app_version: str) -> list[PendingRef]:
+        """Recovery candidates."""
+        rows = self._all("list_pending", {"app_version": app_version})
+        return [PendingRef(id=r[0], executor_id=r[1], parent_id=r[2]) for r in rows]
+
+    def claim_for_recovery(
+        self, workflow_id: str, from_executor: str, executor_id: str, now: int
+    ) -> WorkflowRow | None:
+        """Guarded takeover, counting an attempt."""
+        params = {
+            "id": workflow_id,
+            "from_executor": from_executor,
+            "executor_id": executor_id,
+            "now": now,
+        }
+        row = self._one("claim_for_recovery", params)
+        return workflow_row(row) if row is not None else None
+
+
+__all__ = ["SQLiteBroker"]

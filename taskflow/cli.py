@@ -1,0 +1,104 @@
+"""The ``taskflow`` command line."""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import click
+
+from taskflow import __version__
+from taskflow.app import Taskflow
+from taskflow.broker import create_broker
+from taskflow.broker.migrations import bootstrap_statements, migration_statements, pending
+from taskflow.config import Config
+from taskflow.errors import TaskflowError
+from taskflow.loader import load_app
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "-A", "--app", "app_spec", default=None, help="The app: pkg.module or pkg.module:attr."
+)
+@click.version_option(__version__, prog_name="taskflow")
+@click.pass_context
+def main(ctx: click.Context, app_spec: str | None) -> None:
+    """taskflow: durable workflows and queues on Postgres."""
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(levelname)s] %(message)s")
+    ctx.obj = {"app_spec": app_spec}
+
+
+def _resolve_app(ctx: click.Context, app_spec: str | None) -> Taskflow | None:
+    spec = app_spec or ctx.obj.get("app_spec")
+    if spec is None:
+        return None
+    try:
+        return load_app(spec)
+    except TaskflowError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command()
+@click.option("-A", "--app", "app_spec", default=None, help="Take the database from this app.")
+@click.option("--database-url", default=None, help="System database URL (default: the app's).")
+@click.option("--sql", "print_sql", is_flag=True, help="Print the SQL for a DBA; change nothing.")
+@click.pass_context
+def migrate(
+    ctx: click.Context, app_spec: str | None, database_url: str | None, print_sql: bool
+) -> None:
+    """Create or upgrade the system database schema."""
+    app = _resolve_app(ctx, app_spec)
+    if app is not None and database_url is not None:
+        raise click.UsageError("give either -A/--app or --database-url, not both")
+    conf = app.conf if app is not None else Config(database_url=database_url)
+    try:
+        broker = create_broker(conf)
+        try:
+            if print_sql:
+                _print_sql(broker.dialect, conf.database_schema, broker.schema_version())
+                return
+            before = broker.schema_version()
+            applied = broker.migrate()
+            after = broker.schema_version()
+        finally:
+            broker.close()
+    except TaskflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    where = broker.url.redacted
+    if applied:
+        click.echo(f"{where}: applied {applied} migration(s), version {before} -> {after}")
+    else:
+        click.echo(f"{where}: schema is up to date (version {after})")
+
+
+def _print_sql(dialect: str, schema: str, current: int) -> None:
+    schema_name = schema if dialect == "postgresql" else None
+    out = sys.stdout
+    todo = pending(current)
+    out.write(f"-- taskflow schema migrations for {dialect}, from version {current}\n")
+    if not todo:
+        out.write("-- nothing to do: the schema is up to date\n")
+        return
+    out.write("BEGIN;\n")
+    for statement in bootstrap_statements(dialect, schema_name):
+        out.write(statement + ";\n")
+    table = f'"{schema_name}".schema_migrations' if schema_name else "schema_migrations"
+    for migration in todo:
+        out.write(f"\n-- version {migration.version}: {migration.name}\n")
+        for statement in migration_statements(migration, dialect, schema_name):
+            out.write(statement + ";\n")
+        name = migration.name.replace("'", "''")
+        out.write(
+            f"INSERT INTO {table} (version, name, applied_at) VALUES "
+            f"({migration.version}, '{name}', "
+            + (
+                "(extract(epoch from now()) * 1000)::bigint"
+                if dialect == "postgresql"
+                else "CAST(strftime('%s','now') AS INTEGER) * 1000"
+            )
+            + ");\n"
+        )
+    out.write("COMMIT;\n")
+
+
+__all__ = ["main"]

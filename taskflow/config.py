@@ -1,0 +1,135 @@
+"""``app.conf``: the typed, documented configuration of a taskflow app.
+
+Every field has a Celery-style lowercase name. ``broker_url`` is an alias of
+``database_url``. Values come from the ``Taskflow(...)`` arguments, then
+``config_from_object``/``update``, then the environment (``TASKFLOW_DATABASE_URL``,
+``TASKFLOW_APP_VERSION``), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import os
+from collections.abc import Mapping
+from datetime import timedelta
+from typing import Any
+
+from taskflow.errors import ConfigurationError
+
+DEFAULT_DATABASE_URL = "sqlite:///taskflow.sqlite3"
+"""The embedded default: a SQLite file in the working directory."""
+
+
+@dataclasses.dataclass
+class Config:
+    """Settings of one app. Change them before the app first touches its database."""
+
+    database_url: str | None = None
+    """System database URL (``postgresql://...`` or ``sqlite:///path``). None: use
+    ``$TASKFLOW_DATABASE_URL``, else :data:`DEFAULT_DATABASE_URL`."""
+
+    app_version: str | None = None
+    """Version recorded on every workflow. None: ``$TASKFLOW_APP_VERSION``, else a hash of the
+    registered workflows' source code."""
+
+    database_schema: str = "taskflow"
+    """Postgres schema holding taskflow's tables (ignored on SQLite)."""
+
+    database_pool_size: int = 10
+    """Most connections one process keeps open to Postgres."""
+
+    database_connect_timeout: float = 10.0
+    """Seconds to wait for a database connection before failing with a clear error."""
+
+    sqlite_synchronous: str = "FULL"
+    """SQLite ``PRAGMA synchronous``: FULL survives power loss; NORMAL is faster and still
+    survives a process crash."""
+
+    sqlite_busy_timeout: float = 30.0
+    """Seconds a SQLite writer waits for a lock held by another process."""
+
+    executor_id: str | None = None
+    """Identity recorded on the workflows this process runs. None: ``host:pid:start``, which
+    lets ``app.recover()`` on the same host tell a dead predecessor from a live one."""
+
+    result_poll_interval: float = 0.05
+    """Seconds between checks while ``handle.get()`` waits (it starts faster and backs off to
+    this)."""
+
+    task_always_eager: bool = False
+    """Celery habit for tests: ``.delay()`` runs the workflow inline."""
+
+    result_expires: timedelta | None = None
+    """Finished workflows older than this are pruned (retention)."""
+
+    timezone: str = "UTC"
+    """Default time zone for schedules."""
+
+    beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
+    """Celery-style static schedules."""
+
+    @property
+    def broker_url(self) -> str | None:
+        """Alias of :attr:`database_url`, for Celery code."""
+        return self.database_url
+
+    @broker_url.setter
+    def broker_url(self, value: str | None) -> None:
+        self.database_url = value
+
+    def resolved_database_url(self) -> str:
+        """The URL in force: explicit setting, else the environment, else the default."""
+        return self.database_url or os.environ.get("TASKFLOW_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+    def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Set several options at once; an unknown name raises :class:`ConfigurationError`."""
+        merged = {**(values or {}), **kwargs}
+        for key, value in merged.items():
+            name = key.lower()
+            if name == "broker_url":
+                name = "database_url"
+            if name not in _FIELDS:
+                raise ConfigurationError(
+                    f"unknown setting {key!r}; known settings: {', '.join(sorted(_FIELDS))}"
+                )
+            setattr(self, name, value)
+
+    def from_object(self, obj: object | str, namespace: str | None = None) -> None:
+        """Celery's ``config_from_object``: read settings from a module, a module path
+        (``"proj.settings"``), a class or any object. With ``namespace="TASKFLOW"`` it reads
+        ``TASKFLOW_DATABASE_URL`` style upper-case names instead. Attributes that are not
+        settings are ignored, as Celery does."""
+        if isinstance(obj, str):
+            obj = _import_object(obj)
+        values: dict[str, Any] = {}
+        for name in (*_FIELDS, "broker_url"):
+            attr = f"{namespace.upper()}_{name.upper()}" if namespace else name
+            if isinstance(obj, Mapping):
+                if attr in obj:
+                    values[name] = obj[attr]
+            elif hasattr(obj, attr):
+                values[name] = getattr(obj, attr)
+        self.update(values)
+
+
+_FIELDS = frozenset(f.name for f in dataclasses.fields(Config))
+
+
+def _import_object(path: str) -> object:
+    module_name, _, attr = path.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(
+            f"cannot import configuration module {module_name!r}: {exc}"
+        ) from exc
+    if not attr:
+        return module
+    try:
+        return getattr(module, attr)
+    except AttributeError as exc:
+        raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}") from exc
+
+
+__all__ = ["DEFAULT_DATABASE_URL", "Config"]

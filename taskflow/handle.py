@@ -1,0 +1,153 @@
+"""``WorkflowHandle``: a reference to one workflow, wherever it runs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from taskflow.broker.base import Broker
+from taskflow.clock import Clock, SystemClock
+from taskflow.errors import (
+    MaxRecoveryAttemptsExceededError,
+    UnknownWorkflowError,
+    WorkflowCancelledError,
+)
+from taskflow.models import StepInfo, WorkflowInfo, WorkflowRow, step_info, workflow_info
+from taskflow.serialization import decode, decode_error
+from taskflow.status import Status
+
+R = TypeVar("R")
+
+_FIRST_POLL = 0.001
+
+
+class WorkflowHandle(Generic[R]):
+    """A workflow by id: its status, its result, its steps.
+
+    Every property reads the database afresh, like Celery's ``AsyncResult``.
+    """
+
+    def __init__(
+        self,
+        broker: Broker,
+        workflow_id: str,
+        decode_result: Callable[[str], Any] | None = None,
+        poll_interval: float = 0.05,
+        clock: Clock | None = None,
+    ) -> None:
+        self._broker = broker
+        self._id = workflow_id
+        self._decode_result: Callable[[str], Any] = decode_result or decode
+        self._poll_interval = poll_interval
+        self._clock: Clock = clock or SystemClock()
+
+    def __repr__(self) -> str:
+        return f"<WorkflowHandle {self._id!r}>"
+
+    @property
+    def id(self) -> str:
+        """The workflow id."""
+        return self._id
+
+    @property
+    def workflow_id(self) -> str:
+        """Alias of :attr:`id`."""
+        return self._id
+
+    @property
+    def task_id(self) -> str:
+        """Alias of :attr:`id`, for Celery code."""
+        return self._id
+
+    def _row(self) -> WorkflowRow:
+        row = self._broker.get_workflow(self._id)
+        if row is None:
+            raise UnknownWorkflowError(f"no workflow with id {self._id!r}")
+        return row
+
+    @property
+    def status(self) -> Status:
+        """The current status."""
+        status = self._broker.get_status(self._id)
+        if status is None:
+            raise UnknownWorkflowError(f"no workflow with id {self._id!r}")
+        return status
+
+    def ready(self) -> bool:
+        """True once the workflow has finished (SUCCESS, ERROR, CANCELLED or parked)."""
+        return self.status.is_finished
+
+    def successful(self) -> bool:
+        """True if it finished with SUCCESS."""
+        return self.status is Status.SUCCESS
+
+    def failed(self) -> bool:
+        """True if it finished with ERROR or was parked after too many recoveries."""
+        return self.status in (Status.ERROR, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
+
+    def info(self) -> WorkflowInfo:
+        """The status record: name, status, queue, times, attempts, executor, version, error."""
+        return workflow_info(self._row())
+
+    def steps(self) -> list[StepInfo]:
+        """The recorded steps, in order."""
+        self._row()
+        return [step_info(s) for s in self._broker.load_steps(self._id)]
+
+    def get(
+        self, timeout: float | None = None, interval: float | None = None, propagate: bool = True
+    ) -> R:
+        """Wait for the outcome and return the result.
+
+        Raises the workflow's own exception (its original type when importable, else
+        :class:`~taskflow.errors.WorkflowError`), :class:`WorkflowCancelledError` for a cancelled
+        workflow, and the built-in :class:`TimeoutError` when ``timeout`` seconds pass first.
+        With ``propagate=False`` the exception is returned instead of raised.
+        """
+        row = self.wait(timeout=timeout, interval=interval)
+        return self.outcome(row, propagate)  # type: ignore[no-any-return]
+
+    def wait(self, timeout: float | None = None, interval: float | None = None) -> WorkflowRow:
+        """Block until the workflow has finished and return its row."""
+        limit = self._poll_interval if interval is None else max(interval, 0.0)
+        deadline = None if timeout is None else self._clock.monotonic() + timeout
+        delay = min(_FIRST_POLL, limit)
+        while True:
+            status = self._broker.get_status(self._id)
+            if status is None:
+                raise UnknownWorkflowError(f"no workflow with id {self._id!r}")
+            if status.is_finished:
+                return self._row()
+            if deadline is not None:
+                left = deadline - self._clock.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"workflow {self._id!r} did not finish within {timeout}s "
+                        f"(status {status.value})"
+                    )
+                delay = min(delay, left)
+            self._clock.sleep(delay)
+            delay = min(delay * 2, limit)
+
+    def outcome(self, row: WorkflowRow, propagate: bool = True) -> Any:
+        """The result a finished row holds, or its error raised (returned if not propagate)."""
+        exc: BaseException
+        if row.status is Status.SUCCESS:
+            return self._decode_result(row.output) if row.output is not None else None
+        if row.status is Status.ERROR and row.error is not None:
+            exc = decode_error(row.error)
+        elif row.status is Status.CANCELLED:
+            exc = WorkflowCancelledError(f"workflow {row.id!r} was cancelled")
+        elif row.status is Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
+            exc = MaxRecoveryAttemptsExceededError(
+                f"workflow {row.id!r} exceeded its maximum recovery attempts "
+                f"({row.attempts} attempts) and was parked"
+            )
+        else:
+            exc = UnknownWorkflowError(f"workflow {row.id!r} has no outcome (status {row.status})")
+        if propagate:
+            raise exc
+        return exc
+
+
+__all__ = ["WorkflowHandle"]

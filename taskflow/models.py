@@ -1,0 +1,178 @@
+"""Plain data carried between layers: rows as the broker stores them, and the public
+``WorkflowInfo`` / ``StepInfo`` views built from them.
+
+Timestamps in rows are integer milliseconds since the epoch (both dialects store them so);
+the public views turn them into timezone-aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import msgspec
+
+from taskflow.status import Status
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """A recorded exception: its type (``module.QualName``), message and traceback text."""
+
+    type_name: str
+    message: str
+    traceback: str = ""
+    args: list[object] | None = None
+
+
+class NewWorkflow(msgspec.Struct, kw_only=True):
+    """A workflow row about to be written."""
+
+    id: str
+    name: str
+    status: Status
+    inputs: str
+    queue: str | None = None
+    executor_id: str | None = None
+    app_version: str | None = None
+    user: str | None = None
+    parent_id: str | None = None
+    priority: int | None = None
+    created_at: int
+    started_at: int | None = None
+    timeout_ms: int | None = None
+
+
+class WorkflowRow(msgspec.Struct, kw_only=True):
+    """A workflow as stored."""
+
+    id: str
+    name: str
+    status: Status
+    inputs: str
+    output: str | None = None
+    error: str | None = None
+    queue: str | None = None
+    executor_id: str | None = None
+    app_version: str | None = None
+    user: str | None = None
+    parent_id: str | None = None
+    priority: int | None = None
+    attempts: int = 0
+    created_at: int
+    started_at: int | None = None
+    finished_at: int | None = None
+    timeout_ms: int | None = None
+    deadline_at: int | None = None
+
+
+class StepRow(msgspec.Struct, kw_only=True):
+    """A step outcome as stored. Exactly one of ``output`` / ``error`` is set once recorded."""
+
+    step_id: int
+    name: str
+    output: str | None = None
+    error: str | None = None
+    child_workflow_id: str | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+
+
+class StartResult(msgspec.Struct, frozen=True):
+    """What starting a workflow did: ``created`` is False when the id already existed, and
+    ``row`` is then the existing workflow."""
+
+    created: bool
+    row: WorkflowRow | None = None
+
+
+class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """A workflow's status record, as ``handle.info()`` returns it."""
+
+    id: str
+    name: str
+    status: Status
+    queue: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    attempts: int
+    executor: str | None
+    app_version: str | None
+    user: str | None
+    error: ErrorInfo | None
+    parent_id: str | None
+
+
+class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """One recorded step of a workflow, as ``handle.steps()`` returns it."""
+
+    step_id: int
+    name: str
+    status: Status
+    error: ErrorInfo | None
+    child_workflow_id: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+def ms_to_datetime(ms: int | None) -> datetime | None:
+    """Milliseconds since the epoch to an aware UTC datetime (None stays None)."""
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
+
+
+def decode_error_info(raw: str | None) -> ErrorInfo | None:
+    """Parse a stored error column."""
+    if raw is None:
+        return None
+    return msgspec.json.decode(raw, type=ErrorInfo)
+
+
+def workflow_info(row: WorkflowRow) -> WorkflowInfo:
+    """The public view of a stored workflow."""
+    created = ms_to_datetime(row.created_at)
+    assert created is not None
+    return WorkflowInfo(
+        id=row.id,
+        name=row.name,
+        status=row.status,
+        queue=row.queue,
+        created_at=created,
+        started_at=ms_to_datetime(row.started_at),
+        finished_at=ms_to_datetime(row.finished_at),
+        attempts=row.attempts,
+        executor=row.executor_id,
+        app_version=row.app_version,
+        user=row.user,
+        error=decode_error_info(row.error),
+        parent_id=row.parent_id,
+    )
+
+
+def step_info(row: StepRow) -> StepInfo:
+    """The public view of a stored step."""
+    status = Status.ERROR if row.error is not None else Status.SUCCESS
+    return StepInfo(
+        step_id=row.step_id,
+        name=row.name,
+        status=status,
+        error=decode_error_info(row.error),
+        child_workflow_id=row.child_workflow_id,
+        started_at=ms_to_datetime(row.started_at),
+        finished_at=ms_to_datetime(row.finished_at),
+    )
+
+
+__all__ = [
+    "ErrorInfo",
+    "NewWorkflow",
+    "StartResult",
+    "StepInfo",
+    "StepRow",
+    "WorkflowInfo",
+    "WorkflowRow",
+    "decode_error_info",
+    "ms_to_datetime",
+    "step_info",
+    "workflow_info",
+]

@@ -1,0 +1,63 @@
+"""Retry policies: validation and exponential backoff with jitter."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+import msgspec
+
+from taskflow.errors import ConfigurationError
+
+
+class RetryPolicy(msgspec.Struct, frozen=True):
+    """When and how often a failed step is tried again.
+
+    The n-th retry (n = 1, 2, ...) waits ``min(backoff * factor**(n-1), backoff_max)``
+    seconds, then jitter keeps a uniformly random share between half and all of it, so many
+    workflows failing together do not retry in lockstep.
+    """
+
+    max_retries: int = 0
+    backoff: float = 0.1
+    backoff_factor: float = 2.0
+    backoff_max: float = 5.0
+    jitter: bool = True
+    autoretry_for: tuple[type[BaseException], ...] = (Exception,)
+
+    def validate(self, owner: str) -> RetryPolicy:
+        """Raise :class:`ConfigurationError` naming ``owner`` for an invalid option."""
+        if not isinstance(self.max_retries, int) or self.max_retries < 0:
+            raise ConfigurationError(
+                f"{owner}: max_retries must be an integer >= 0, got {self.max_retries!r}"
+            )
+        if self.backoff < 0:
+            raise ConfigurationError(f"{owner}: retry_backoff must be >= 0, got {self.backoff!r}")
+        if self.backoff_factor < 1:
+            raise ConfigurationError(
+                f"{owner}: retry_backoff_factor must be >= 1, got {self.backoff_factor!r}"
+            )
+        if self.backoff_max < 0:
+            raise ConfigurationError(
+                f"{owner}: retry_backoff_max must be >= 0, got {self.backoff_max!r}"
+            )
+        for cls in self.autoretry_for:
+            if not (isinstance(cls, type) and issubclass(cls, BaseException)):
+                raise ConfigurationError(
+                    f"{owner}: autoretry_for must hold exception classes, got {cls!r}"
+                )
+        return self
+
+    def should_retry(self, exc: BaseException, retries_done: int) -> bool:
+        """Whether ``exc``, after ``retries_done`` retries, earns another try."""
+        return retries_done < self.max_retries and isinstance(exc, self.autoretry_for)
+
+    def delay(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
+        """Seconds to wait before retry number ``retry_number`` (1-based)."""
+        raw = min(self.backoff * self.backoff_factor ** (retry_number - 1), self.backoff_max)
+        if not self.jitter:
+            return raw
+        return raw / 2 + rand() * raw / 2
+
+
+__all__ = ["RetryPolicy"]

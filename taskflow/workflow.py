@@ -1,0 +1,241 @@
+"""Durable execution of one workflow in this process: its context, replay, and outcome.
+
+While a workflow function runs, a :class:`WorkflowContext` sits in a context variable. Steps
+read it to number themselves, to replay recorded outcomes, and to checkpoint new ones.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskflow.broker.base import Broker
+from taskflow.clock import Clock, now_ms
+from taskflow.errors import (
+    NonDeterministicWorkflowError,
+    TaskflowError,
+    WorkflowCancelledError,
+)
+from taskflow.models import StepRow
+from taskflow.serialization import encode, encode_error
+from taskflow.status import Status
+
+
+@dataclass(frozen=True)
+class CurrentInfo:
+    """What ``taskflow.current()`` tells the running code."""
+
+    workflow_id: str
+    """Id of the running workflow."""
+    name: str
+    """Registered name of the running workflow."""
+    step_id: int | None
+    """Id of the running step, or None in workflow code between steps."""
+    attempt: int
+    """1 on the first execution, +1 for each recovery."""
+    queue: str | None
+    """Queue the workflow came from (None when called directly)."""
+    user: str | None
+    """The user the workflow was started for, if any."""
+    app_version: str
+    """The app version it runs on."""
+
+
+@dataclass
+class WorkflowContext:
+    """The state of one running workflow execution."""
+
+    broker: Broker
+    clock: Clock
+    workflow_id: str
+    name: str
+    executor_id: str
+    app_version: str
+    attempt: int = 1
+    queue: str | None = None
+    user: str | None = None
+    deadline_ms: int | None = None
+    recorded: dict[int, StepRow] = field(default_factory=dict)
+    next_step: int = 0
+    broken: BaseException | None = None
+    """Set when a checkpoint could not be written: the workflow must stop without recording
+    an outcome, so that it stays PENDING and is recovered."""
+
+    @property
+    def step_id(self) -> int | None:
+        """Id of the step whose body runs in this thread, else None."""
+        return _step.get()
+
+    @property
+    def in_step(self) -> bool:
+        """True while a step body runs."""
+        return _step.get() is not None
+
+    def take_step_id(self, name: str) -> tuple[int, StepRow | None]:
+        """Number the next step and return its recorded outcome, checking it is the same step
+        the history holds at that position."""
+        step_id = self.next_step
+        self.next_step += 1
+        recorded = self.recorded.get(step_id)
+        if recorded is not None and recorded.name != name:
+            raise NonDeterministicWorkflowError(
+                f"workflow {self.workflow_id!r} ({self.name}) called step {name!r} at position "
+                f"{step_id}, but its recorded history has {recorded.name!r} there; the code "
+                "changed since it started (use taskflow.patch() or fork it onto a new version)"
+            )
+        return step_id, recorded
+
+    def check_deadline(self) -> None:
+        """Cancel the workflow if its durable timeout has passed."""
+        if self.deadline_ms is not None and now_ms(self.clock) >= self.deadline_ms:
+            self.broker.set_status(
+                self.workflow_id, Status.CANCELLED, Status.PENDING, now_ms(self.clock)
+            )
+            raise WorkflowCancelledError(
+                f"workflow {self.workflow_id!r} was cancelled: its timeout passed"
+            )
+
+    def checkpoint(self, step: StepRow) -> StepRow:
+        """Record a step outcome; return the outcome that holds (another executor's, if it
+        recorded this step first). Stops the workflow if it was cancelled meanwhile."""
+        try:
+            write = self.broker.record_step(self.workflow_id, step)
+        except BaseException as exc:
+            self.broken = exc
+            raise
+        if write.status is Status.CANCELLED:
+            raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled")
+        if not write.inserted and write.existing is not None:
+            return write.existing
+        return step
+
+
+_current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
+    "taskflow_workflow", default=None
+)
+# Kept apart from the context object so that a step abandoned by its timeout, still running
+# in its own thread with a copy of this variable, never sees itself outside a step.
+_step: contextvars.ContextVar[int | None] = contextvars.ContextVar("taskflow_step", default=None)
+
+
+@contextmanager
+def in_step(step_id: int) -> Iterator[None]:
+    """Mark the block as the body of step ``step_id``."""
+    token = _step.set(step_id)
+    try:
+        yield
+    finally:
+        _step.reset(token)
+
+
+def current_context() -> WorkflowContext | None:
+    """The running workflow's context, or None outside any workflow."""
+    return _current.get()
+
+
+def current() -> CurrentInfo:
+    """Who is running: workflow id, step id, attempt, queue, user and app version.
+
+    Raises :class:`TaskflowError` outside a workflow.
+    """
+    ctx = _current.get()
+    if ctx is None:
+        raise TaskflowError("taskflow.current() was called outside a workflow")
+    return CurrentInfo(
+        workflow_id=ctx.workflow_id,
+        name=ctx.name,
+        step_id=ctx.step_id,
+        attempt=ctx.attempt,
+        queue=ctx.queue,
+        user=ctx.user,
+        app_version=ctx.app_version,
+    )
+
+
+def forbid_in_step(what: str) -> None:
+    """Refuse an operation that only workflow code may do."""
+    ctx = _current.get()
+    if ctx is not None and ctx.in_step:
+        raise TaskflowError(
+            f"{what} is not allowed inside a step (step {ctx.step_id} of workflow "
+            f"{ctx.workflow_id!r}): do it in the workflow function instead"
+        )
+
+
+@contextmanager
+def running(ctx: WorkflowContext) -> Iterator[WorkflowContext]:
+    """Make ``ctx`` the current workflow for the duration of the block."""
+    token = _current.set(ctx)
+    try:
+        yield ctx
+    finally:
+        _current.reset(token)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one execution of a workflow function ended."""
+
+    status: Status
+    value: Any = None
+    error: BaseException | None = None
+    recorded: bool = True
+    """False when another writer (a canceller, a concurrent executor) decided the outcome."""
+
+
+def execute(
+    ctx: WorkflowContext,
+    fn: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    decode_result: Callable[[str], Any],
+) -> Outcome:
+    """Run a workflow function to its end and record the outcome (guarded by PENDING).
+
+    If a checkpoint cannot be written the database error propagates and nothing is recorded:
+    the workflow stays PENDING for recovery. A ``BaseException`` that is not an ``Exception``
+    (KeyboardInterrupt, SystemExit) also propagates and leaves it PENDING.
+    """
+    try:
+        with running(ctx):
+            ctx.check_deadline()
+            value = fn(*args, **kwargs)
+    except WorkflowCancelledError as exc:
+        if ctx.broken is not None:
+            raise
+        return Outcome(Status.CANCELLED, error=exc, recorded=False)
+    except Exception as exc:
+        if ctx.broken is not None:
+            raise
+        error_text = encode_error(exc)
+        recorded = ctx.broker.finish_workflow(
+            ctx.workflow_id, Status.ERROR, None, error_text, now_ms(ctx.clock)
+        )
+        return Outcome(Status.ERROR, error=exc, recorded=recorded)
+    try:
+        output = encode(value, f"result of workflow {ctx.name!r}")
+    except TaskflowError as exc:
+        recorded = ctx.broker.finish_workflow(
+            ctx.workflow_id, Status.ERROR, None, encode_error(exc), now_ms(ctx.clock)
+        )
+        return Outcome(Status.ERROR, error=exc, recorded=recorded)
+    recorded = ctx.broker.finish_workflow(
+        ctx.workflow_id, Status.SUCCESS, output, None, now_ms(ctx.clock)
+    )
+    return Outcome(Status.SUCCESS, value=decode_result(output), recorded=recorded)
+
+
+__all__ = [
+    "CurrentInfo",
+    "Outcome",
+    "WorkflowContext",
+    "current",
+    "current_context",
+    "execute",
+    "forbid_in_step",
+    "in_step",
+    "running",
+]
