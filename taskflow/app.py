@@ -20,14 +20,20 @@ from taskflow.errors import (
     UnknownWorkflowError,
     WorkflowConflictError,
 )
-from taskflow.handle import WorkflowHandle
+from taskflow.handle import WorkflowHandle, failure
 from taskflow.models import NewWorkflow, StepRow, WorkflowRow
 from taskflow.recovery import is_dead_local_executor, local_executor_id
 from taskflow.retry import RetryPolicy
 from taskflow.serialization import Signature, decode_error, encode_error
 from taskflow.status import Status
 from taskflow.step import Step
-from taskflow.workflow import WorkflowContext, current_context, execute, forbid_in_step
+from taskflow.workflow import (
+    Outcome,
+    WorkflowContext,
+    current_context,
+    execute,
+    forbid_in_step,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -446,7 +452,7 @@ class Taskflow:
         error = final.error
         if final.status is not Status.SUCCESS and error is None:
             # CANCELLED or parked: record the exception get() would raise.
-            error = encode_error(self._handle(wid, wf).outcome(final, propagate=False))
+            error = encode_error(failure(wid, final.status, None))
         if parent is not None and parent_step is not None:
             parent.checkpoint(
                 StepRow(
@@ -461,7 +467,7 @@ class Taskflow:
             )
         return wid, final.output, error
 
-    def _resume_or_wait(self, wf: Workflow[..., Any], existing: WorkflowRow) -> WorkflowRow:
+    def _resume_or_wait(self, wf: Workflow[..., Any], existing: WorkflowRow) -> Outcome:
         with self._lock:
             mine = (
                 existing.status is Status.PENDING
@@ -472,7 +478,7 @@ class Taskflow:
             # Ours but not running here: a recovered parent reached its recovered child.
             args, kwargs = wf.signature.decode_inputs(existing.inputs)
             return self._execute(wf, existing.id, args, kwargs, row_or_new=existing)
-        return self._handle(existing.id, wf).wait()
+        return _stored(self._handle(existing.id, wf).wait())
 
     def _execute(
         self,
@@ -481,8 +487,8 @@ class Taskflow:
         args: list[Any],
         kwargs: dict[str, Any],
         row_or_new: WorkflowRow | NewWorkflow,
-    ) -> WorkflowRow:
-        """Run a workflow this process owns to its end; return its final row."""
+    ) -> Outcome:
+        """Run a workflow this process owns to its end; return its final outcome."""
         with self._lock:
             if workflow_id in self._active:
                 raise WorkflowConflictError(f"workflow {workflow_id!r} is already running here")
@@ -510,16 +516,15 @@ class Taskflow:
                 deadline_ms=deadline,
                 recorded=recorded,
             )
-            execute(ctx, wf.fn, args, kwargs, wf._decode_result)
+            outcome = execute(ctx, wf.fn, args, kwargs)
         finally:
             with self._lock:
                 self._active.discard(workflow_id)
-        final = self.broker.get_workflow(workflow_id)
-        assert final is not None
-        if not final.status.is_finished:
-            # Another executor took it over meanwhile (it looked dead): wait for that one.
-            return self._handle(workflow_id, wf).wait()
-        return final
+        if outcome.recorded:
+            return outcome
+        # Someone else decided the outcome (a cancel, or another executor that took it over
+        # while this one looked dead): the stored row is the truth.
+        return _stored(self._handle(workflow_id, wf).wait())
 
     # -- recovery --------------------------------------------------------------------------
     def recover(self, executor_id: str | None = None) -> list[WorkflowHandle[Any]]:
@@ -588,6 +593,10 @@ class Taskflow:
         log.info("recovering workflow %r (%s), attempt %d", row.id, row.name, row.attempts)
         self._execute(wf, row.id, args, kwargs, row_or_new=row)
         return self._handle(row.id, wf)
+
+
+def _stored(row: WorkflowRow) -> Outcome:
+    return Outcome(row.status, row.output, row.error)
 
 
 __all__ = ["Taskflow", "Workflow"]

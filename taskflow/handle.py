@@ -131,23 +131,25 @@ class WorkflowHandle(Generic[R]):
 
     def outcome(self, row: WorkflowRow, propagate: bool = True) -> Any:
         """The result a finished row holds, or its error raised (returned if not propagate)."""
-        exc: BaseException
         if row.status is Status.SUCCESS:
             return self._decode_result(row.output) if row.output is not None else None
-        if row.status is Status.ERROR and row.error is not None:
-            exc = decode_error(row.error)
-        elif row.status is Status.CANCELLED:
-            exc = WorkflowCancelledError(f"workflow {row.id!r} was cancelled")
-        elif row.status is Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
-            exc = MaxRecoveryAttemptsExceededError(
-                f"workflow {row.id!r} exceeded its maximum recovery attempts "
-                f"({row.attempts} attempts) and was parked"
-            )
-        else:
-            exc = UnknownWorkflowError(f"workflow {row.id!r} has no outcome (status {row.status})")
+        exc = failure(row.id, row.status, row.error)
         if propagate:
             raise exc
         return exc
 
 
-__all__ = ["WorkflowHandle"]
+def failure(workflow_id: str, status: Status, error: str | None) -> BaseException:
+    """The exception that stands for a workflow that did not succeed."""
+    if error is not None:
+        return decode_error(error)
+    if status is Status.CANCELLED:
+        return WorkflowCancelledError(f"workflow {workflow_id!r} was cancelled")
+    if status is Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED:
+        return MaxRecoveryAttemptsExceededError(
+            f"workflow {workflow_id!r} exceeded its maximum recovery attempts and was parked"
+        )
+    return UnknownWorkflowError(f"workflow {workflow_id!r} has no outcome (status {status})")
+
+
+__all__ = ["WorkflowHandle", "failure"]

@@ -177,55 +177,50 @@ def running(ctx: WorkflowContext) -> Iterator[WorkflowContext]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one execution of a workflow function ended."""
+    """How one execution of a workflow function ended, as stored."""
 
     status: Status
-    value: Any = None
-    error: BaseException | None = None
+    output: str | None = None
+    error: str | None = None
     recorded: bool = True
-    """False when another writer (a canceller, a concurrent executor) decided the outcome."""
+    """False when another writer (a canceller, a concurrent executor) decided the outcome:
+    read the stored row for the truth."""
 
 
 def execute(
-    ctx: WorkflowContext,
-    fn: Callable[..., Any],
-    args: list[Any],
-    kwargs: dict[str, Any],
-    decode_result: Callable[[str], Any],
+    ctx: WorkflowContext, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
 ) -> Outcome:
     """Run a workflow function to its end and record the outcome (guarded by PENDING).
 
-    If a checkpoint cannot be written the database error propagates and nothing is recorded:
-    the workflow stays PENDING for recovery. A ``BaseException`` that is not an ``Exception``
-    (KeyboardInterrupt, SystemExit) also propagates and leaves it PENDING.
+    If a checkpoint could not be written the database error propagates and nothing is
+    recorded, even if the workflow code caught it: the workflow stays PENDING for recovery.
+    A ``BaseException`` that is not an ``Exception`` (KeyboardInterrupt, SystemExit) also
+    propagates and leaves it PENDING.
     """
     try:
         with running(ctx):
             ctx.check_deadline()
             value = fn(*args, **kwargs)
-    except WorkflowCancelledError as exc:
+    except WorkflowCancelledError:
         if ctx.broken is not None:
-            raise
-        return Outcome(Status.CANCELLED, error=exc, recorded=False)
+            raise ctx.broken from None
+        return Outcome(Status.CANCELLED, recorded=False)
     except Exception as exc:
         if ctx.broken is not None:
-            raise
-        error_text = encode_error(exc)
-        recorded = ctx.broker.finish_workflow(
-            ctx.workflow_id, Status.ERROR, None, error_text, now_ms(ctx.clock)
-        )
-        return Outcome(Status.ERROR, error=exc, recorded=recorded)
+            raise ctx.broken from None
+        return _finish(ctx, Status.ERROR, None, encode_error(exc))
+    if ctx.broken is not None:
+        raise ctx.broken
     try:
         output = encode(value, f"result of workflow {ctx.name!r}")
     except TaskflowError as exc:
-        recorded = ctx.broker.finish_workflow(
-            ctx.workflow_id, Status.ERROR, None, encode_error(exc), now_ms(ctx.clock)
-        )
-        return Outcome(Status.ERROR, error=exc, recorded=recorded)
-    recorded = ctx.broker.finish_workflow(
-        ctx.workflow_id, Status.SUCCESS, output, None, now_ms(ctx.clock)
-    )
-    return Outcome(Status.SUCCESS, value=decode_result(output), recorded=recorded)
+        return _finish(ctx, Status.ERROR, None, encode_error(exc))
+    return _finish(ctx, Status.SUCCESS, output, None)
+
+
+def _finish(ctx: WorkflowContext, status: Status, output: str | None, error: str | None) -> Outcome:
+    recorded = ctx.broker.finish_workflow(ctx.workflow_id, status, output, error, now_ms(ctx.clock))
+    return Outcome(status, output, error, recorded)
 
 
 __all__ = [

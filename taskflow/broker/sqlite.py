@@ -71,7 +71,6 @@ class SQLiteBroker(Broker):
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             self._set_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
-            conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise DatabaseConnectionError(f"cannot open {self.url.where}: {exc}") from None
         return conn
