@@ -264,7 +264,8 @@ class Taskflow:
                 existing = self._workflows.get(wf_name)
                 if existing is not None and existing.fn.__code__ is not f.__code__:
                     raise ConfigurationError(f"a workflow named {wf_name!r} is already registered")
-                if self._version is not None and existing is None:
+                hashed = not (self.conf.app_version or os.environ.get("TASKFLOW_APP_VERSION"))
+                if self._version is not None and existing is None and hashed:
                     log.warning(
                         "workflow %r registered after the app version was fixed (%s); it is "
                         "not part of the version hash",
@@ -540,6 +541,15 @@ class Taskflow:
         broker = self.broker
         claimed: list[WorkflowRow] = []
         for ref in broker.list_pending(self.app_version):
+            if ref.name not in self._workflows:
+                # Not ours to run: leave it, unclaimed, for a process that registers it.
+                log.warning(
+                    "not recovering workflow %r: %r is not registered in app %r",
+                    ref.id,
+                    ref.name,
+                    self.name,
+                )
+                continue
             if executor_id is not None:
                 wanted = ref.executor_id == executor_id
             elif ref.executor_id == me:

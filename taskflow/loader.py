@@ -22,7 +22,9 @@ def load_app(spec: str) -> Taskflow:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        # Only the module named by -A (or a package on its path) missing is our error; a
+        # missing import inside the app's own code is the user's, with its traceback.
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
             raise ConfigurationError(
                 f"cannot import module {module_name!r} for -A {spec!r}: {exc}"
             ) from None

@@ -54,7 +54,11 @@ class RetryPolicy(msgspec.Struct, frozen=True):
 
     def delay(self, retry_number: int, rand: Callable[[], float] = random.random) -> float:
         """Seconds to wait before retry number ``retry_number`` (1-based)."""
-        raw = min(self.backoff * self.backoff_factor ** (retry_number - 1), self.backoff_max)
+        try:
+            growth = self.backoff_factor ** (retry_number - 1)
+        except OverflowError:  # a very late retry: far past any cap
+            growth = float("inf")
+        raw = min(self.backoff * growth, self.backoff_max) if self.backoff else 0.0
         if not self.jitter:
             return raw
         return raw / 2 + rand() * raw / 2

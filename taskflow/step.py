@@ -35,7 +35,9 @@ class Step(Generic[P, R]):
         timeout: float | None,
         clock: Callable[[], Clock],
     ) -> None:
-        if timeout is not None and (not isinstance(timeout, int | float) or timeout <= 0):
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
+        ):
             raise ConfigurationError(f"step {name!r}: timeout must be > 0 seconds, got {timeout!r}")
         self.fn = fn
         self.name = name

@@ -60,6 +60,9 @@ class WorkflowContext:
     deadline_ms: int | None = None
     recorded: dict[int, StepRow] = field(default_factory=dict)
     next_step: int = 0
+    cancelled: bool = False
+    """Set when this workflow itself was found cancelled (not when code it called raised
+    WorkflowCancelledError, such as a cancelled child)."""
     broken: BaseException | None = None
     """Set when a checkpoint could not be written: the workflow must stop without recording
     an outcome, so that it stays PENDING and is recovered."""
@@ -83,8 +86,8 @@ class WorkflowContext:
         if recorded is not None and recorded.name != name:
             raise NonDeterministicWorkflowError(
                 f"workflow {self.workflow_id!r} ({self.name}) called step {name!r} at position "
-                f"{step_id}, but its recorded history has {recorded.name!r} there; the code "
-                "changed since it started (use taskflow.patch() or fork it onto a new version)"
+                f"{step_id}, but its recorded history has {recorded.name!r} there: the code "
+                "changed since it started; resume it on the app version it started on"
             )
         return step_id, recorded
 
@@ -94,6 +97,7 @@ class WorkflowContext:
             self.broker.set_status(
                 self.workflow_id, Status.CANCELLED, Status.PENDING, now_ms(self.clock)
             )
+            self.cancelled = True
             raise WorkflowCancelledError(
                 f"workflow {self.workflow_id!r} was cancelled: its timeout passed"
             )
@@ -107,6 +111,7 @@ class WorkflowContext:
             self.broken = exc
             raise
         if write.status is Status.CANCELLED:
+            self.cancelled = True
             raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled")
         if not write.inserted and write.existing is not None:
             return write.existing
@@ -201,10 +206,13 @@ def execute(
         with running(ctx):
             ctx.check_deadline()
             value = fn(*args, **kwargs)
-    except WorkflowCancelledError:
+    except WorkflowCancelledError as exc:
         if ctx.broken is not None:
             raise ctx.broken from None
-        return Outcome(Status.CANCELLED, recorded=False)
+        if ctx.cancelled:
+            return Outcome(Status.CANCELLED, recorded=False)
+        # Raised by something it called (a cancelled child): an ordinary failure.
+        return _finish(ctx, Status.ERROR, None, encode_error(exc))
     except Exception as exc:
         if ctx.broken is not None:
             raise ctx.broken from None

@@ -33,6 +33,7 @@ class PendingRef(msgspec.Struct, frozen=True):
     """A running workflow owned by another executor."""
 
     id: str
+    name: str
     executor_id: str
     parent_id: str | None
 

@@ -115,8 +115,19 @@ class PostgresBroker(Broker):
 
     @contextmanager
     def _conn(self) -> Iterator[psycopg.Connection[Any]]:
-        with self._get_pool().connection() as conn:
+        pool = self._get_pool()
+        try:
+            conn = pool.getconn()
+        except PoolTimeout:
+            raise DatabaseConnectionError(
+                f"no free connection to {self.url.where} within {self._connect_timeout}s "
+                f"(all {self._pool_size} pooled connections busy or the server is unreachable; "
+                "raise database_pool_size or database_connect_timeout)"
+            ) from None
+        try:
             yield conn
+        finally:
+            pool.putconn(conn)
 
     def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
         with self._conn() as conn:
@@ -228,7 +239,7 @@ class PostgresBroker(Broker):
     def record_step(self, workflow_id: str, step: StepRow) -> StepWrite:
         """One round trip: insert the outcome and read the workflow's status."""
         row = self._one("record_step", step_params(workflow_id, step))
-        status = Status(row[1]) if row is not None else None
+        status = Status(row[1]) if row is not None and row[1] is not None else None
         if row is not None and row[0]:
             return StepWrite(inserted=True, status=status)
         existing = self._one("get_step", {"workflow_id": workflow_id, "step_id": step.step_id})
@@ -246,7 +257,7 @@ class PostgresBroker(Broker):
     def list_pending(self, app_version: str) -> list[PendingRef]:
         """Recovery candidates."""
         rows = self._all("list_pending", {"app_version": app_version})
-        return [PendingRef(id=r[0], executor_id=r[1], parent_id=r[2]) for r in rows]
+        return [PendingRef(id=r[0], name=r[1], executor_id=r[2], parent_id=r[3]) for r in rows]
 
     def claim_for_recovery(
         self, workflow_id: str, from_executor: str, executor_id: str, now: int

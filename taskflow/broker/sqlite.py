@@ -67,7 +67,14 @@ class SQLiteBroker(Broker):
                 f"cannot open {self.url.where}: folder {folder!r} does not exist"
             )
         try:
-            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+            # Each connection is used by the thread that opened it (see _conn); only close()
+            # may run on another thread, which check_same_thread would refuse.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             self._set_wal(conn)
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
@@ -121,7 +128,9 @@ class SQLiteBroker(Broker):
 
     # -- migrations ------------------------------------------------------------------------
     def schema_version(self) -> int:
-        """Newest applied migration, 0 on an empty file."""
+        """Newest applied migration, 0 on an empty or missing file (which stays missing)."""
+        if not os.path.exists(self.path):
+            return 0
         conn = self._conn()
         exists = conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
@@ -227,7 +236,7 @@ class SQLiteBroker(Broker):
     def list_pending(self, app_version: str) -> list[PendingRef]:
         """Recovery candidates."""
         rows = self._all("list_pending", {"app_version": app_version})
-        return [PendingRef(id=r[0], executor_id=r[1], parent_id=r[2]) for r in rows]
+        return [PendingRef(id=r[0], name=r[1], executor_id=r[2], parent_id=r[3]) for r in rows]
 
     def claim_for_recovery(
         self, workflow_id: str, from_executor: str, executor_id: str, now: int

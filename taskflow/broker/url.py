@@ -52,7 +52,7 @@ def parse_database_url(raw: str) -> DatabaseURL:
         raise ConfigurationError(f"database URL must be a non-empty string, got {raw!r}")
     try:
         url = make_url(raw.strip())
-    except ArgumentError as exc:
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
         raise ConfigurationError(
             f"cannot parse database URL {_scrub(raw)!r}: expected postgresql://user@host/db "
             "or sqlite:///path/to/file"

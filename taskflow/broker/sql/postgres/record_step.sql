@@ -10,6 +10,7 @@ WITH ins AS (
     ON CONFLICT (workflow_id, step_id) DO NOTHING
     RETURNING 1
 )
-SELECT (SELECT count(*) FROM ins) AS inserted, w.status
-FROM {schema}.workflows w
-WHERE w.id = %(workflow_id)s
+-- Always one row, even when the workflow row is gone (then status is NULL), so "inserted"
+-- never reads as a duplicate write.
+SELECT (SELECT count(*) FROM ins) AS inserted,
+       (SELECT w.status FROM {schema}.workflows w WHERE w.id = %(workflow_id)s) AS status
