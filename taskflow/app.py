@@ -207,7 +207,9 @@ class Taskflow:
             try:
                 source = inspect.getsource(fn)
             except (OSError, TypeError):
-                source = repr(fn.__code__.co_code)
+                # No source (exec, REPL): bytecode and constants, so `return 1` -> `return 2`
+                # still changes the version.
+                source = repr((fn.__code__.co_code, fn.__code__.co_consts))
             digest.update(name.encode())
             digest.update(source.encode())
         return digest.hexdigest()[:16]

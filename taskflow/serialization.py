@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import msgspec
+import msgspec.inspect
 
 from taskflow.errors import SerializationError, WorkflowError
 from taskflow.models import ErrorInfo
@@ -43,15 +44,33 @@ def _decoder(tp: Any) -> msgspec.json.Decoder[Any]:
 
 
 def usable_type(tp: Any) -> Any:
-    """``tp`` if msgspec can decode into it, else ``Any`` (so an exotic hint never breaks a
-    workflow: its values simply come back as plain JSON data)."""
+    """``tp`` if msgspec can decode JSON into it, else ``Any`` (so an exotic hint, such as a
+    ``Path`` anywhere inside it, never breaks a workflow: its values come back as plain JSON
+    data)."""
     if tp is Any or tp is inspect.Parameter.empty:
         return Any
     try:
-        _decoder(tp)
+        info = msgspec.inspect.type_info(tp)
     except (TypeError, ValueError):
         return Any
-    return tp
+    return Any if _has_custom(info, set()) else tp
+
+
+def _has_custom(info: msgspec.inspect.Type, seen: set[int]) -> bool:
+    if isinstance(info, msgspec.inspect.CustomType):
+        return True
+    if id(info) in seen:  # recursive types
+        return False
+    seen.add(id(info))
+    children: list[Any] = []
+    for attr in ("item_type", "key_type", "value_type"):
+        child = getattr(info, attr, None)
+        if child is not None:
+            children.append(child)
+    children.extend(getattr(info, "item_types", ()) or ())
+    children.extend(getattr(info, "types", ()) or ())
+    children.extend(f.type for f in getattr(info, "fields", ()) or ())
+    return any(_has_custom(c, seen) for c in children)
 
 
 def decode(raw: str | bytes, tp: Any = Any) -> Any:
