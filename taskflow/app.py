@@ -394,7 +394,7 @@ class Taskflow:
         raise_error: bool = True,
     ) -> Any:
         """Run ``wf`` durably here and return its result (raise its error), or with
-        ``raise_error=False`` return its id and outcome without raising."""
+        ``raise_error=False`` return its id, whatever the outcome."""
         wid, output, error = self._start(wf, args, kwargs, workflow_id, timeout, user)
         if not raise_error:
             return wid
@@ -497,15 +497,11 @@ class Taskflow:
                 raise WorkflowConflictError(f"workflow {workflow_id!r} is already running here")
             self._active.add(workflow_id)
         try:
-            attempts = row_or_new.attempts if isinstance(row_or_new, WorkflowRow) else 1
-            deadline = None
-            if isinstance(row_or_new, WorkflowRow):
-                deadline = row_or_new.deadline_at
-            elif row_or_new.timeout_ms is not None and row_or_new.started_at is not None:
-                deadline = row_or_new.started_at + row_or_new.timeout_ms
             recorded: dict[int, StepRow] = {}
-            if isinstance(row_or_new, WorkflowRow):
+            attempts = 1
+            if isinstance(row_or_new, WorkflowRow):  # resuming: replay what was recorded
                 recorded = {s.step_id: s for s in self.broker.load_steps(workflow_id)}
+                attempts = row_or_new.attempts
             ctx = WorkflowContext(
                 broker=self.broker,
                 clock=self.clock,
@@ -516,7 +512,7 @@ class Taskflow:
                 attempt=attempts,
                 queue=row_or_new.queue,
                 user=row_or_new.user,
-                deadline_ms=deadline,
+                deadline_ms=row_or_new.deadline_at,
                 recorded=recorded,
             )
             outcome = execute(ctx, wf.fn, args, kwargs)

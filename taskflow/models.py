@@ -40,6 +40,13 @@ class NewWorkflow(msgspec.Struct, kw_only=True):
     started_at: int | None = None
     timeout_ms: int | None = None
 
+    @property
+    def deadline_at(self) -> int | None:
+        """When the durable timeout cancels it (ms), counted from its start."""
+        if self.timeout_ms is None or self.started_at is None:
+            return None
+        return self.started_at + self.timeout_ms
+
 
 class WorkflowRow(msgspec.Struct, kw_only=True):
     """A workflow as stored."""

@@ -112,9 +112,6 @@ def step_row(values: Sequence[Any]) -> StepRow:
 
 def start_params(new: NewWorkflow, now: int) -> dict[str, Any]:
     """Bind parameters of ``start_workflow.sql``."""
-    deadline = None
-    if new.timeout_ms is not None and new.started_at is not None:
-        deadline = new.started_at + new.timeout_ms
     return {
         "id": new.id,
         "name": new.name,
@@ -130,7 +127,7 @@ def start_params(new: NewWorkflow, now: int) -> dict[str, Any]:
         "now": now,
         "started_at": new.started_at,
         "timeout_ms": new.timeout_ms,
-        "deadline_at": deadline,
+        "deadline_at": new.deadline_at,
     }
 
 
