@@ -1,0 +1,1 @@
+"""Integration tests: real processes, real SIGKILL, both database dialects."""
