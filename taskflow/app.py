@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any, Generic, ParamSpec, TypeVar, overload
 
 from taskflow.broker import Broker, create_broker
+from taskflow.broker.base import PendingRef
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
 from taskflow.errors import (
@@ -451,7 +452,7 @@ class Taskflow:
                 raise WorkflowConflictError(
                     f"workflow id {wid!r} belongs to workflow {existing.name!r}, not {wf.name!r}"
                 )
-            final = self._resume_or_wait(wf, existing)
+            final = self._resume_or_wait(wf, existing, parent)
         error = final.error
         if final.status is not Status.SUCCESS and error is None:
             # CANCELLED or parked: record the exception get() would raise.
@@ -470,18 +471,51 @@ class Taskflow:
             )
         return wid, final.output, error
 
-    def _resume_or_wait(self, wf: Workflow[..., Any], existing: WorkflowRow) -> Outcome:
-        with self._lock:
-            mine = (
-                existing.status is Status.PENDING
-                and existing.executor_id == self.executor_id
-                and existing.id not in self._active
-            )
-        if mine:
-            # Ours but not running here: a recovered parent reached its recovered child.
-            args, kwargs = wf.signature.decode_inputs(existing.inputs)
-            return self._execute(wf, existing.id, args, kwargs, row_or_new=existing)
+    def _resume_or_wait(
+        self, wf: Workflow[..., Any], existing: WorkflowRow, parent: WorkflowContext | None
+    ) -> Outcome:
+        if existing.status is Status.PENDING and self._may_take_over(existing, parent):
+            taken = self._take_over(wf, existing.id, existing.executor_id or "")
+            if taken is not None:
+                return taken
         return _stored(self._handle(existing.id, wf).wait())
+
+    def _may_take_over(self, row: WorkflowRow, parent: WorkflowContext | None) -> bool:
+        """Whether nobody can be running ``row`` but this process: its owner is this process
+        (not running it now), a dead process on this host, or the previous executor of the
+        parent this process now runs."""
+        with self._lock:
+            if row.id in self._active:
+                return False
+        owner = row.executor_id or ""
+        return (
+            owner == self.executor_id
+            or is_dead_local_executor(owner)
+            or (parent is not None and row.parent_id == parent.workflow_id)
+        )
+
+    def _take_over(self, wf: Workflow[..., Any], workflow_id: str, owner: str) -> Outcome | None:
+        """Claim a PENDING workflow from ``owner`` (counting one attempt) and run it here, or
+        park it past ``max_recovery_attempts``. None if someone else claimed it first."""
+        row = self.broker.claim_for_recovery(
+            workflow_id, owner, self.executor_id, now_ms(self.clock)
+        )
+        if row is None:
+            return None
+        if row.attempts - 1 > wf.max_recovery_attempts:
+            self.broker.set_status(
+                row.id, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED, Status.PENDING, now_ms(self.clock)
+            )
+            log.warning(
+                "workflow %r (%s) parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED after %d attempts",
+                row.id,
+                row.name,
+                row.attempts,
+            )
+            return Outcome(Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
+        log.info("resuming workflow %r (%s), attempt %d", row.id, row.name, row.attempts)
+        args, kwargs = wf.signature.decode_inputs(row.inputs)
+        return self._execute(wf, row.id, args, kwargs, row_or_new=row)
 
     def _execute(
         self,
@@ -533,12 +567,12 @@ class Taskflow:
         Without ``executor_id`` that means: workflows of processes on this host that are no
         longer running, and workflows carrying this process's own (configured) executor id
         that are not running here. With ``executor_id``, that executor's workflows: use it
-        when you know a process on another machine is gone.
+        when you know a process on another machine is gone. Each takeover counts one
+        attempt; past ``max_recovery_attempts`` the workflow is parked instead of run.
         """
         me = self.executor_id
-        broker = self.broker
-        claimed: list[WorkflowRow] = []
-        for ref in broker.list_pending(self.app_version):
+        wanted: list[PendingRef] = []
+        for ref in self.broker.list_pending(self.app_version):
             if ref.name not in self._workflows:
                 # Not ours to run: leave it, unclaimed, for a process that registers it.
                 log.warning(
@@ -549,58 +583,24 @@ class Taskflow:
                 )
                 continue
             if executor_id is not None:
-                wanted = ref.executor_id == executor_id
+                gone = ref.executor_id == executor_id
             elif ref.executor_id == me:
                 with self._lock:
-                    wanted = ref.id not in self._active
+                    gone = ref.id not in self._active
             else:
-                wanted = is_dead_local_executor(ref.executor_id)
-            if not wanted:
-                continue
-            row = broker.claim_for_recovery(ref.id, ref.executor_id, me, now_ms(self.clock))
-            if row is not None:
-                claimed.append(row)
-        claimed_ids = {row.id for row in claimed}
+                gone = is_dead_local_executor(ref.executor_id)
+            if gone:
+                wanted.append(ref)
+        wanted_ids = {ref.id for ref in wanted}
+        # A child whose parent is recovered too is taken over by the parent's replay, when it
+        # reaches the call; run it here only if the replay did not.
+        children = [ref for ref in wanted if ref.parent_id in wanted_ids]
         handles: list[WorkflowHandle[Any]] = []
-        deferred: list[WorkflowRow] = []
-        for row in claimed:
-            if row.parent_id in claimed_ids:
-                deferred.append(row)  # its parent resumes it when its replay reaches it
-                continue
-            handles.append(self._recover_one(row))
-        for row in deferred:
-            current = broker.get_workflow(row.id)
-            if current is not None and current.status is Status.PENDING:
-                handles.append(self._recover_one(current))
-            else:
-                handles.append(self._handle(row.id, self._workflows.get(row.name)))
+        for ref in [r for r in wanted if r.parent_id not in wanted_ids] + children:
+            wf = self._workflows[ref.name]
+            self._take_over(wf, ref.id, ref.executor_id)
+            handles.append(self._handle(ref.id, wf))
         return handles
-
-    def _recover_one(self, row: WorkflowRow) -> WorkflowHandle[Any]:
-        wf = self._workflows.get(row.name)
-        if wf is None:
-            log.error(
-                "cannot recover workflow %r: workflow %r is not registered in app %r",
-                row.id,
-                row.name,
-                self.name,
-            )
-            return self._handle(row.id)
-        if row.attempts - 1 > wf.max_recovery_attempts:
-            self.broker.set_status(
-                row.id, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED, Status.PENDING, now_ms(self.clock)
-            )
-            log.warning(
-                "workflow %r (%s) parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED after %d attempts",
-                row.id,
-                row.name,
-                row.attempts,
-            )
-            return self._handle(row.id, wf)
-        args, kwargs = wf.signature.decode_inputs(row.inputs)
-        log.info("recovering workflow %r (%s), attempt %d", row.id, row.name, row.attempts)
-        self._execute(wf, row.id, args, kwargs, row_or_new=row)
-        return self._handle(row.id, wf)
 
 
 def _stored(row: WorkflowRow) -> Outcome:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar, overload
 
 from taskflow.broker.base import Broker
 from taskflow.clock import Clock, SystemClock
@@ -94,9 +94,22 @@ class WorkflowHandle(Generic[R]):
         self._row()
         return [step_info(s) for s in self._broker.load_steps(self._id)]
 
+    @overload
+    def get(
+        self,
+        timeout: float | None = None,
+        interval: float | None = None,
+        propagate: Literal[True] = True,
+    ) -> R: ...
+
+    @overload
+    def get(
+        self, timeout: float | None = None, interval: float | None = None, *, propagate: bool
+    ) -> R | BaseException: ...
+
     def get(
         self, timeout: float | None = None, interval: float | None = None, propagate: bool = True
-    ) -> R:
+    ) -> R | BaseException:
         """Wait for the outcome and return the result.
 
         Raises the workflow's own exception (its original type when importable, else

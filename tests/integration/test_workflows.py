@@ -434,3 +434,37 @@ def test_durable_timeout_survives_a_crash(make_app: Callable[..., Taskflow]) -> 
     with pytest.raises(WorkflowCancelledError):
         handle.get()
     assert ran == ["before"]
+
+
+def test_calling_a_crashed_workflow_again_in_its_process_counts_an_attempt(
+    make_app: Callable[..., Taskflow],
+) -> None:
+    app = make_app()
+    ran: list[str] = []
+
+    @app.step(name="once")
+    def once() -> int:
+        ran.append("once")
+        return 1
+
+    @app.workflow(name="wf.crash_again", max_recovery_attempts=1)
+    def wf() -> int:
+        once()
+        raise SimulatedCrash
+
+    with pytest.raises(SimulatedCrash):
+        wf.apply(workflow_id="crash-again")
+    assert app.retrieve("crash-again").info().attempts == 1
+    # Calling it again takes it over (attempt 2), replaying the checkpointed step.
+    with pytest.raises(SimulatedCrash):
+        wf.apply(workflow_id="crash-again")
+    handle = app.retrieve("crash-again")
+    assert handle.info().attempts == 2
+    assert handle.status is Status.PENDING
+    # A third call is one recovery too many: it is parked, not run.
+    parked = wf.apply(workflow_id="crash-again")
+    assert parked.status is Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED
+    assert parked.info().attempts == 3
+    with pytest.raises(taskflow.MaxRecoveryAttemptsExceededError):
+        parked.get()
+    assert ran == ["once"]
