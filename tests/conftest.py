@@ -64,6 +64,12 @@ def postgres_template() -> Iterator[str]:
         )
 
 
+@pytest.fixture(scope="session")
+def postgres_admin_url(postgres_template: str) -> str:
+    """URL of the server's maintenance database (reachable: the template exists)."""
+    return PG_ADMIN_URL
+
+
 @pytest.fixture
 def postgres_url(postgres_template: str) -> Iterator[str]:
     """URL of a fresh, migrated Postgres database for this test only."""

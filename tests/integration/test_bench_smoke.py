@@ -13,15 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import PG_ADMIN_URL
-
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.postgres
-def test_quick_benchmark_run_writes_a_report(tmp_path: Path, postgres_template: str) -> None:
+def test_quick_benchmark_run_writes_a_report(tmp_path: Path, postgres_admin_url: str) -> None:
     output = tmp_path / "benchmarks.md"
-    env = {**os.environ, "TASKFLOW_BENCH_POSTGRES_URL": PG_ADMIN_URL}
+    env = {**os.environ, "TASKFLOW_BENCH_POSTGRES_URL": postgres_admin_url}
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--output", str(output)],
         cwd=REPO,
