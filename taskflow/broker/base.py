@@ -9,9 +9,7 @@ injectable.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
 from importlib import resources
-from typing import Any
 
 import msgspec
 
@@ -50,99 +48,6 @@ def load_queries(dialect: str, schema: str | None = None) -> dict[str, str]:
                 text = text.replace("{schema}", f'"{schema}"')
             queries[entry.name[:-4]] = text
     return queries
-
-
-def workflow_row(values: Sequence[Any]) -> WorkflowRow:
-    """Build a :class:`WorkflowRow` from a row selected in ``get_workflow.sql`` order."""
-    (
-        id_,
-        name,
-        status,
-        inputs,
-        output,
-        error,
-        queue,
-        executor_id,
-        app_version,
-        user,
-        parent_id,
-        priority,
-        attempts,
-        created_at,
-        started_at,
-        finished_at,
-        timeout_ms,
-        deadline_at,
-    ) = values
-    return WorkflowRow(
-        id=id_,
-        name=name,
-        status=Status(status),
-        inputs=inputs,
-        output=output,
-        error=error,
-        queue=queue,
-        executor_id=executor_id,
-        app_version=app_version,
-        user=user,
-        parent_id=parent_id,
-        priority=priority or None,
-        attempts=attempts,
-        created_at=created_at,
-        started_at=started_at,
-        finished_at=finished_at,
-        timeout_ms=timeout_ms,
-        deadline_at=deadline_at,
-    )
-
-
-def step_row(values: Sequence[Any]) -> StepRow:
-    """Build a :class:`StepRow` from a row selected in ``load_steps.sql`` order."""
-    step_id, name, output, error, child, started_at, finished_at = values
-    return StepRow(
-        step_id=step_id,
-        name=name,
-        output=output,
-        error=error,
-        child_workflow_id=child,
-        started_at=started_at,
-        finished_at=finished_at,
-    )
-
-
-def start_params(new: NewWorkflow, now: int) -> dict[str, Any]:
-    """Bind parameters of ``start_workflow.sql``."""
-    return {
-        "id": new.id,
-        "name": new.name,
-        "status": new.status.value,
-        "queue": new.queue,
-        "priority": new.priority or 0,
-        "inputs": new.inputs,
-        "executor_id": new.executor_id,
-        "app_version": new.app_version,
-        "user": new.user,
-        "parent_id": new.parent_id,
-        "attempts": 1 if new.status is Status.PENDING else 0,
-        "now": now,
-        "started_at": new.started_at,
-        "timeout_ms": new.timeout_ms,
-        "deadline_at": new.deadline_at,
-    }
-
-
-def step_params(workflow_id: str, step: StepRow) -> dict[str, Any]:
-    """Bind parameters of ``record_step.sql``."""
-    return {
-        "workflow_id": workflow_id,
-        "step_id": step.step_id,
-        "name": step.name,
-        "output": step.output,
-        "error": step.error,
-        "child_workflow_id": step.child_workflow_id,
-        "started_at": step.started_at,
-        "finished_at": step.finished_at,
-    }
 
 
 class Broker(abc.ABC):
@@ -225,13 +130,4 @@ class Broker(abc.ABC):
         attempt; None if it is no longer so (someone else took it, or it finished)."""
 
 
-__all__ = [
-    "Broker",
-    "PendingRef",
-    "StepWrite",
-    "load_queries",
-    "start_params",
-    "step_params",
-    "step_row",
-    "workflow_row",
-]
+__all__ = ["Broker", "PendingRef", "StepWrite", "load_queries"]

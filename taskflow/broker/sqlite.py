@@ -12,32 +12,24 @@ import threading
 import time
 from typing import Any
 
-from taskflow.broker.base import (
-    Broker,
-    PendingRef,
-    StepWrite,
-    load_queries,
-    start_params,
-    step_params,
-    step_row,
-    workflow_row,
-)
+from taskflow.broker.base import StepWrite, load_queries
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
+from taskflow.broker.sql_broker import SQLBroker, step_params
 from taskflow.broker.url import DatabaseURL
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import ConfigurationError, DatabaseConnectionError
-from taskflow.models import NewWorkflow, StartResult, StepRow, WorkflowRow
+from taskflow.models import StepRow
 from taskflow.status import Status
 
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
-class SQLiteBroker(Broker):
+class SQLiteBroker(SQLBroker):
     """A system database in one SQLite file."""
 
     dialect = "sqlite"
@@ -168,50 +160,6 @@ class SQLiteBroker(Broker):
             raise
         return len(todo)
 
-    # -- workflows -------------------------------------------------------------------------
-    def start_workflow(self, new: NewWorkflow, now: int) -> StartResult:
-        """Insert unless the id exists (then return the existing row)."""
-        if self._one("start_workflow", start_params(new, now)) is not None:
-            return StartResult(created=True)
-        return StartResult(created=False, row=self.get_workflow(new.id))
-
-    def get_workflow(self, workflow_id: str) -> WorkflowRow | None:
-        """The stored row, or None."""
-        row = self._one("get_workflow", {"id": workflow_id})
-        return workflow_row(row) if row is not None else None
-
-    def get_status(self, workflow_id: str) -> Status | None:
-        """Only the status, or None."""
-        row = self._one("get_status", {"workflow_id": workflow_id})
-        return Status(row[0]) if row is not None else None
-
-    def finish_workflow(
-        self, workflow_id: str, status: Status, output: str | None, error: str | None, now: int
-    ) -> bool:
-        """Record the outcome if still PENDING."""
-        params = {
-            "id": workflow_id,
-            "status": status.value,
-            "output": output,
-            "error": error,
-            "now": now,
-        }
-        return self._one("finish_workflow", params) is not None
-
-    def set_status(
-        self, workflow_id: str, status: Status, expected: Status, now: int, error: str | None = None
-    ) -> bool:
-        """Guarded status change."""
-        params = {
-            "id": workflow_id,
-            "status": status.value,
-            "expected": expected.value,
-            "now": now,
-            "error": error,
-            "finished_at": now if status.is_finished else None,
-        }
-        return self._one("set_status", params) is not None
-
     # -- steps -----------------------------------------------------------------------------
     def record_step(self, workflow_id: str, step: StepRow) -> StepWrite:
         """Insert the outcome (one commit), then read the workflow's status."""
@@ -221,35 +169,9 @@ class SQLiteBroker(Broker):
         status = Status(status_row[0]) if status_row is not None else None
         if inserted:
             return StepWrite(inserted=True, status=status)
-        existing = self._one("get_step", {"workflow_id": workflow_id, "step_id": step.step_id})
         return StepWrite(
-            inserted=False,
-            status=status,
-            existing=step_row(existing) if existing is not None else None,
+            inserted=False, status=status, existing=self._get_step(workflow_id, step.step_id)
         )
-
-    def load_steps(self, workflow_id: str) -> list[StepRow]:
-        """Recorded steps in order."""
-        return [step_row(r) for r in self._all("load_steps", {"workflow_id": workflow_id})]
-
-    # -- recovery --------------------------------------------------------------------------
-    def list_pending(self, app_version: str) -> list[PendingRef]:
-        """Recovery candidates."""
-        rows = self._all("list_pending", {"app_version": app_version})
-        return [PendingRef(id=r[0], name=r[1], executor_id=r[2], parent_id=r[3]) for r in rows]
-
-    def claim_for_recovery(
-        self, workflow_id: str, from_executor: str, executor_id: str, now: int
-    ) -> WorkflowRow | None:
-        """Guarded takeover, counting an attempt."""
-        params = {
-            "id": workflow_id,
-            "from_executor": from_executor,
-            "executor_id": executor_id,
-            "now": now,
-        }
-        row = self._one("claim_for_recovery", params)
-        return workflow_row(row) if row is not None else None
 
 
 __all__ = ["SQLiteBroker"]
