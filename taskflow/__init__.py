@@ -6,13 +6,16 @@ last completed step.
 
 from __future__ import annotations
 
-from taskflow.app import Taskflow, Workflow
+from taskflow import signals
+from taskflow.app import Taskflow
 from taskflow.config import Config
 from taskflow.errors import (
     ConfigurationError,
     DatabaseConnectionError,
     MaxRecoveryAttemptsExceededError,
+    MaxRetriesExceededError,
     NonDeterministicWorkflowError,
+    Retry,
     SerializationError,
     SoftTimeLimitExceeded,
     TaskflowError,
@@ -26,8 +29,11 @@ from taskflow.errors import (
 )
 from taskflow.handle import WorkflowHandle
 from taskflow.models import ErrorInfo, StepInfo, WorkflowInfo
+from taskflow.queues import Queue
+from taskflow.shared import shared_task
 from taskflow.status import Status
 from taskflow.step import Step
+from taskflow.task import Request, Workflow
 from taskflow.workflow import CurrentInfo, current
 
 __version__ = "0.1.0"
@@ -39,7 +45,11 @@ __all__ = [
     "DatabaseConnectionError",
     "ErrorInfo",
     "MaxRecoveryAttemptsExceededError",
+    "MaxRetriesExceededError",
     "NonDeterministicWorkflowError",
+    "Queue",
+    "Request",
+    "Retry",
     "SerializationError",
     "SoftTimeLimitExceeded",
     "Status",
@@ -59,4 +69,6 @@ __all__ = [
     "WorkflowInfo",
     "__version__",
     "current",
+    "shared_task",
+    "signals",
 ]

@@ -1,40 +1,37 @@
-"""``Taskflow``: the app, its registry of workflows and steps, and direct durable calls."""
+"""``Taskflow``: the app, its configuration, its registry of workflows, steps and queues,
+and enqueueing. Running workflows lives in :mod:`taskflow.execution`."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import inspect
 import logging
 import os
 import threading
-import uuid
-from collections.abc import Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
+from taskflow import shared
 from taskflow.broker import Broker, create_broker
-from taskflow.broker.base import PendingRef
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
+from taskflow.enqueue import Call, new_workflows, resolve, validate
 from taskflow.errors import (
     ConfigurationError,
+    UnknownQueueError,
     UnknownWorkflowError,
-    WorkflowConflictError,
 )
-from taskflow.handle import WorkflowHandle, failure
-from taskflow.models import NewWorkflow, StepRow, WorkflowRow
-from taskflow.recovery import is_dead_local_executor, local_executor_id
-from taskflow.retry import RetryPolicy
-from taskflow.serialization import Signature, decode_error, encode_error
-from taskflow.status import Status
+from taskflow.execution import ExecutionMixin
+from taskflow.handle import WorkflowHandle
+from taskflow.heartbeat import Heartbeat
+from taskflow.models import StepRow
+from taskflow.queues import DEFAULT_QUEUE, Queue, RateLimit, parse_rate_limit, validate_queue_name
+from taskflow.recovery import local_executor_id
+from taskflow.retry import RetryPolicy, WorkflowRetryPolicy
+from taskflow.serialization import decode, encode
 from taskflow.step import Step
-from taskflow.workflow import (
-    Outcome,
-    WorkflowContext,
-    current_context,
-    execute,
-    forbid_in_step,
-)
+from taskflow.task import EnqueueOptions, Workflow
+from taskflow.workflow import current_context, forbid_in_step
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -42,87 +39,7 @@ R = TypeVar("R")
 log = logging.getLogger("taskflow")
 
 
-class Workflow(Generic[P, R]):
-    """A function registered with ``@app.workflow``.
-
-    Calling it runs it durably in this process and returns its result.
-    """
-
-    def __init__(
-        self,
-        app: Taskflow,
-        fn: Callable[P, R],
-        name: str,
-        queue: str | None,
-        max_recovery_attempts: int,
-        timeout: float | None,
-    ) -> None:
-        if not isinstance(max_recovery_attempts, int) or max_recovery_attempts < 0:
-            raise ConfigurationError(
-                f"workflow {name!r}: max_recovery_attempts must be an integer >= 0, "
-                f"got {max_recovery_attempts!r}"
-            )
-        _check_timeout(f"workflow {name!r}", timeout)
-        if queue is not None and (not isinstance(queue, str) or not queue):
-            raise ConfigurationError(f"workflow {name!r}: queue must be a non-empty string")
-        self.app = app
-        self.fn = fn
-        self.name = name
-        self.queue = queue
-        self.max_recovery_attempts = max_recovery_attempts
-        self.timeout = timeout
-        self.signature = Signature(fn)
-        functools.update_wrapper(self, fn)
-
-    def __repr__(self) -> str:
-        return f"<taskflow workflow {self.name!r}>"
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        return self.app._run_direct(self, args, kwargs)  # type: ignore[no-any-return]
-
-    def apply(
-        self,
-        args: tuple[Any, ...] | list[Any] = (),
-        kwargs: dict[str, Any] | None = None,
-        *,
-        workflow_id: str | None = None,
-        task_id: str | None = None,
-        timeout: float | None = None,
-        user: str | None = None,
-    ) -> WorkflowHandle[R]:
-        """Run the workflow durably in this process and return its finished handle (Celery's
-        ``apply``). With an id that already exists, return that workflow's handle instead of
-        running it again (exactly-once processing of an event)."""
-        wid = _pick_id(workflow_id, task_id)
-        _check_timeout(f"workflow {self.name!r}", timeout)
-        done_id = self.app._run_direct(
-            self, tuple(args), dict(kwargs or {}), wid, timeout, user, raise_error=False
-        )
-        return self.app._handle(done_id, self)
-
-    def _decode_result(self, raw: str) -> Any:
-        return self.signature.decode_result(raw)
-
-
-def _pick_id(workflow_id: str | None, task_id: str | None) -> str | None:
-    if workflow_id is not None and task_id is not None and workflow_id != task_id:
-        raise ConfigurationError(
-            f"workflow_id {workflow_id!r} and its alias task_id {task_id!r} disagree"
-        )
-    wid = workflow_id if workflow_id is not None else task_id
-    if wid is not None and (not isinstance(wid, str) or not wid):
-        raise ConfigurationError(f"workflow_id must be a non-empty string, got {wid!r}")
-    return wid
-
-
-def _check_timeout(owner: str, timeout: float | None) -> None:
-    if timeout is not None and (
-        isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout <= 0
-    ):
-        raise ConfigurationError(f"{owner}: timeout must be > 0 seconds, got {timeout!r}")
-
-
-class Taskflow:
+class Taskflow(ExecutionMixin):
     """A taskflow app: configuration, the workflows and steps registered on it, and the
     system database they checkpoint into.
 
@@ -155,6 +72,13 @@ class Taskflow:
         self._version: str | None = None
         self._executor_id: str | None = None
         self._active: set[str] = set()
+        self._queues: dict[str, Queue] = {DEFAULT_QUEUE: Queue(DEFAULT_QUEUE)}
+        self._known_queues: set[str] = set()
+        self._presence: Heartbeat | None = None
+        self._shared_executor = False
+        self._worker_executor_id: str | None = None
+        self._discover: list[tuple[list[str], str]] = []
+        shared.register_app(self)
 
     def __repr__(self) -> str:
         return f"<Taskflow {self.name!r}>"
@@ -182,7 +106,11 @@ class Taskflow:
         return self.broker.migrate()
 
     def close(self) -> None:
-        """Release database connections (the app reconnects if used again)."""
+        """Stop this process's heartbeat and release database connections (the app
+        reconnects if used again)."""
+        presence, self._presence = self._presence, None
+        if presence is not None and presence.running:
+            presence.stop(remove=True)
         with self._lock:
             if self._broker is not None:
                 self._broker.close()
@@ -194,6 +122,7 @@ class Taskflow:
         ``$TASKFLOW_APP_VERSION``, else a hash of the registered workflows' source (fixed at
         first use)."""
         if self._version is None:
+            self.finalize()
             self._version = (
                 self.conf.app_version
                 or os.environ.get("TASKFLOW_APP_VERSION")
@@ -219,6 +148,8 @@ class Taskflow:
     def executor_id(self) -> str:
         """Identity of this process on the workflows it runs (``host:pid:start`` unless
         configured). Recomputed after ``fork()``."""
+        if self._worker_executor_id:
+            return self._worker_executor_id
         if self.conf.executor_id:
             return self.conf.executor_id
         pid = os.getpid()
@@ -237,32 +168,102 @@ class Taskflow:
         fn: None = None,
         /,
         *,
+        bind: Literal[True],
         name: str | None = None,
         queue: str | None = None,
         max_recovery_attempts: int = 100,
         timeout: float | None = None,
+        priority: int | None = None,
+        max_retries: int | None = 3,
+        autoretry_for: Sequence[type[BaseException]] = (),
+        retry_backoff: bool | float = False,
+        retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True,
+        default_retry_delay: float = 180.0,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
+    ) -> Callable[[Callable[Concatenate[Any, P], R]], Workflow[P, R]]: ...
+
+    @overload
+    def workflow(
+        self,
+        fn: None = None,
+        /,
+        *,
+        bind: Literal[False] = False,
+        name: str | None = None,
+        queue: str | None = None,
+        max_recovery_attempts: int = 100,
+        timeout: float | None = None,
+        priority: int | None = None,
+        max_retries: int | None = 3,
+        autoretry_for: Sequence[type[BaseException]] = (),
+        retry_backoff: bool | float = False,
+        retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True,
+        default_retry_delay: float = 180.0,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
     def workflow(
         self,
-        fn: Callable[P, R] | None = None,
+        fn: Callable[..., Any] | None = None,
         /,
         *,
+        bind: bool = False,
         name: str | None = None,
         queue: str | None = None,
         max_recovery_attempts: int = 100,
         timeout: float | None = None,
-    ) -> Workflow[P, R] | Callable[[Callable[P, R]], Workflow[P, R]]:
+        priority: int | None = None,
+        max_retries: int | None = 3,
+        autoretry_for: Sequence[type[BaseException]] = (),
+        retry_backoff: bool | float = False,
+        retry_backoff_max: float = 600.0,
+        retry_jitter: bool = True,
+        default_retry_delay: float = 180.0,
+        soft_time_limit: float | None = None,
+        time_limit: float | None = None,
+    ) -> Any:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name=..., ...)``.
 
-        ``name`` defaults to ``module.qualname``; ``queue`` is where ``.delay()`` sends it;
-        ``max_recovery_attempts`` crashes are recovered before the workflow is parked;
-        ``timeout`` is a durable start-to-completion deadline in seconds.
-        """
+        ``name`` defaults to ``module.qualname``; ``queue`` is where ``.delay()`` sends it
+        (declared implicitly); ``max_recovery_attempts`` crashes are recovered before the
+        workflow is parked; ``timeout`` is a durable start-to-completion deadline in seconds.
 
-        def register(f: Callable[P, R]) -> Workflow[P, R]:
+        Celery options: ``bind=True`` passes the workflow itself first (``self.request``,
+        ``self.retry()``); an exception in ``autoretry_for`` (or ``self.retry()``) runs the
+        workflow again later from its last completed step, up to ``max_retries`` times,
+        waiting ``default_retry_delay`` or, with ``retry_backoff``, an exponential backoff
+        capped at ``retry_backoff_max`` with ``retry_jitter``. In a worker,
+        ``soft_time_limit`` raises :class:`SoftTimeLimitExceeded` inside the workflow and
+        ``time_limit`` ends the process running it, recording :class:`TimeLimitExceeded`.
+        """
+        policy = WorkflowRetryPolicy(
+            max_retries=max_retries,
+            autoretry_for=tuple(autoretry_for),
+            backoff=retry_backoff,
+            backoff_max=retry_backoff_max,
+            jitter=retry_jitter,
+            default_retry_delay=default_retry_delay,
+        )
+
+        def register(f: Callable[..., Any]) -> Workflow[..., Any]:
             wf_name = name or f"{f.__module__}.{f.__qualname__}"
-            wf = Workflow(self, f, wf_name, queue, max_recovery_attempts, timeout)
+            wf: Workflow[..., Any] = Workflow(
+                self,
+                f,
+                wf_name,
+                queue,
+                max_recovery_attempts,
+                timeout,
+                bind=bind,
+                retry_policy=policy,
+                soft_time_limit=soft_time_limit,
+                time_limit=time_limit,
+                priority=priority,
+            )
             with self._lock:
                 existing = self._workflows.get(wf_name)
                 if existing is not None and existing.fn.__code__ is not f.__code__:
@@ -348,10 +349,27 @@ class Taskflow:
     @property
     def workflows(self) -> dict[str, Workflow[..., Any]]:
         """Registered workflows by name (a copy)."""
+        self.finalize()
         return dict(self._workflows)
+
+    def autodiscover_tasks(
+        self, packages: Iterable[str] | Callable[[], Iterable[str]], related_name: str = "tasks"
+    ) -> None:
+        """Import ``<package>.<related_name>`` for each package (Celery habit), so their
+        ``@app.task`` / ``@shared_task`` functions register. Done when the app is finalized:
+        by the worker at start, or on first use of the registry; a package without such a
+        module is skipped."""
+        self._discover.append((list(packages() if callable(packages) else packages), related_name))
+
+    def finalize(self) -> None:
+        """Run pending ``autodiscover_tasks`` imports now (idempotent)."""
+        while self._discover:
+            packages, related_name = self._discover.pop(0)
+            shared.autodiscover(packages, related_name)
 
     def get_workflow(self, name: str) -> Workflow[..., Any]:
         """A registered workflow by name, or :class:`UnknownWorkflowError`."""
+        self.finalize()
         try:
             return self._workflows[name]
         except KeyError:
@@ -359,6 +377,137 @@ class Taskflow:
             raise UnknownWorkflowError(
                 f"no workflow named {name!r} is registered in app {self.name!r} (known: {known})"
             ) from None
+
+    # -- queues ----------------------------------------------------------------------------
+    def queue(
+        self,
+        name: str,
+        concurrency: int | None = None,
+        worker_concurrency: int | None = None,
+        rate_limit: str | tuple[int, float] | RateLimit | None = None,
+        partitioned: bool = False,
+    ) -> Queue:
+        """Declare a queue (``default`` always exists). Declaring the same name again with
+        the same settings returns it; with other settings raises ConfigurationError."""
+        spec = Queue(
+            validate_queue_name(name),
+            concurrency=concurrency,
+            worker_concurrency=worker_concurrency,
+            rate_limit=parse_rate_limit(rate_limit),
+            partitioned=partitioned,
+        )
+        with self._lock:
+            existing = self._queues.get(spec.name)
+            if existing is not None and existing != spec and spec.name != DEFAULT_QUEUE:
+                raise ConfigurationError(
+                    f"queue {spec.name!r} is already declared with other settings: {existing}"
+                )
+            if existing is None or spec.name == DEFAULT_QUEUE:
+                self._queues[spec.name] = spec
+        return self._queues[spec.name]
+
+    @property
+    def queues(self) -> dict[str, Queue]:
+        """Declared queues by name, including ``default`` and those named by workflows."""
+        self.finalize()
+        found = dict(self._queues)
+        for wf in self._workflows.values():
+            if wf.queue is not None and wf.queue not in found:
+                found[wf.queue] = Queue(wf.queue)
+        return found
+
+    def _check_queue(self, name: str) -> Queue | None:
+        """The declaration of queue ``name`` (None if only the database knows it), or
+        :class:`UnknownQueueError`."""
+        spec = self._queues.get(name)
+        if spec is not None:
+            return spec
+        declared = self.queues
+        if name in declared:
+            return declared[name]
+        if name in self._known_queues:
+            return None
+        self._known_queues = self.broker.known_queues()
+        if name in self._known_queues:
+            return None
+        raise UnknownQueueError(
+            f"queue {name!r} is not declared in app {self.name!r} (declare it with "
+            f"app.queue({name!r}) or a workflow's queue=) and no worker has recorded it in the "
+            f"database; known queues: {', '.join(sorted(set(declared) | self._known_queues))}"
+        )
+
+    # -- enqueueing ------------------------------------------------------------------------
+    def _enqueue(
+        self,
+        wf: Workflow[..., Any],
+        calls: Sequence[Call],
+        options: EnqueueOptions,
+        connection: object | None,
+    ) -> list[WorkflowHandle[Any]]:
+        """Write ``calls`` as ENQUEUED (or DELAYED) workflows and return their handles.
+
+        Inside a workflow the enqueue is a step of the parent: the children's ids derive
+        from the parent's, and a replay returns the same handles without writing again.
+        """
+        if self.conf.task_always_eager and connection is None:
+            return [
+                wf.apply(
+                    args,
+                    kwargs,
+                    workflow_id=options.workflow_id,
+                    timeout=options.timeout,
+                    user=options.user,
+                )
+                for args, kwargs in calls
+            ]
+        forbid_in_step(f"enqueueing workflow {wf.name!r}")
+        queue = options.queue or wf.queue or DEFAULT_QUEUE
+        validate(wf, options, self._check_queue(queue))
+        parent = current_context()
+        step_id: int | None = None
+        ids: list[str] | None = [options.workflow_id] if options.workflow_id else None
+        if parent is not None:
+            if connection is not None:
+                raise ConfigurationError(
+                    "connection= cannot be used inside a workflow: the enqueue is a step of "
+                    "the workflow and commits with it"
+                )
+            step_name = f"{wf.name}.apply_async"
+            step_id, recorded = parent.take_step_id(step_name)
+            if recorded is not None:
+                return [self._handle(i, wf) for i in decode(recorded.output or "[]", list[str])]
+            if ids is None:
+                base = f"{parent.workflow_id}-{step_id}"
+                ids = [base] if len(calls) == 1 else [f"{base}-{i}" for i in range(len(calls))]
+        now = now_ms(self.clock)
+        news = new_workflows(
+            wf,
+            calls,
+            options,
+            queue,
+            now,
+            ids=ids,
+            parent_id=parent.workflow_id if parent else None,
+            user=parent.user if parent else None,
+        )
+        broker = self.broker
+        if connection is not None:
+            results = broker.enqueue_on(connection, news, now)
+        else:
+            results = broker.enqueue(news, now)
+        done = resolve(broker, results, options, queue)
+        if parent is not None and step_id is not None:
+            parent.checkpoint(
+                StepRow(
+                    step_id=step_id,
+                    name=f"{wf.name}.apply_async",
+                    output=encode(done),
+                    child_workflow_id=done[0] if len(done) == 1 else None,
+                    started_at=now,
+                    finished_at=now_ms(self.clock),
+                )
+            )
+        return [self._handle(i, wf) for i in done]
 
     # -- handles ---------------------------------------------------------------------------
     def _handle(
@@ -382,229 +531,6 @@ class Taskflow:
 
     AsyncResult = retrieve
     """Celery's name for :meth:`retrieve`."""
-
-    # -- direct execution ------------------------------------------------------------------
-    def _run_direct(
-        self,
-        wf: Workflow[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        workflow_id: str | None = None,
-        timeout: float | None = None,
-        user: str | None = None,
-        raise_error: bool = True,
-    ) -> Any:
-        """Run ``wf`` durably here and return its result (raise its error), or with
-        ``raise_error=False`` return its id, whatever the outcome."""
-        wid, output, error = self._start(wf, args, kwargs, workflow_id, timeout, user)
-        if not raise_error:
-            return wid
-        if error is not None:
-            raise decode_error(error)
-        return wf._decode_result(output) if output is not None else None
-
-    def _start(
-        self,
-        wf: Workflow[..., Any],
-        args: tuple[Any, ...],
-        kwargs: dict[str, Any],
-        workflow_id: str | None,
-        timeout: float | None,
-        user: str | None,
-    ) -> tuple[str, str | None, str | None]:
-        """Start (or join) a workflow and run it to its end: its id, output and error text.
-
-        Inside a workflow the call is a child workflow, recorded as a step of the parent.
-        """
-        forbid_in_step(f"starting workflow {wf.name!r}")
-        parent = current_context()
-        parent_step: int | None = None
-        if parent is not None:
-            parent_step, recorded = parent.take_step_id(wf.name)
-            if recorded is not None:
-                return recorded.child_workflow_id or "", recorded.output, recorded.error
-            workflow_id = workflow_id or f"{parent.workflow_id}-{parent_step}"
-        inputs = wf.signature.encode_inputs(args, kwargs, f"workflow {wf.name!r}")
-        call_args, call_kwargs = wf.signature.decode_inputs(inputs)
-        wid = workflow_id or str(uuid.uuid4())
-        now = now_ms(self.clock)
-        effective_timeout = timeout if timeout is not None else wf.timeout
-        new = NewWorkflow(
-            id=wid,
-            name=wf.name,
-            status=Status.PENDING,
-            inputs=inputs,
-            executor_id=self.executor_id,
-            app_version=self.app_version,
-            user=user if user is not None else (parent.user if parent else None),
-            parent_id=parent.workflow_id if parent else None,
-            created_at=now,
-            started_at=now,
-            timeout_ms=int(effective_timeout * 1000) if effective_timeout else None,
-        )
-        started = self.broker.start_workflow(new, now)
-        if started.created:
-            final = self._execute(wf, wid, call_args, call_kwargs, row_or_new=new)
-        else:
-            existing = started.row
-            assert existing is not None
-            if existing.name != wf.name:
-                raise WorkflowConflictError(
-                    f"workflow id {wid!r} belongs to workflow {existing.name!r}, not {wf.name!r}"
-                )
-            final = self._resume_or_wait(wf, existing, parent)
-        error = final.error
-        if final.status is not Status.SUCCESS and error is None:
-            # CANCELLED or parked: record the exception get() would raise.
-            error = encode_error(failure(wid, final.status, None))
-        if parent is not None and parent_step is not None:
-            parent.checkpoint(
-                StepRow(
-                    step_id=parent_step,
-                    name=wf.name,
-                    output=final.output,
-                    error=error,
-                    child_workflow_id=wid,
-                    started_at=now,
-                    finished_at=now_ms(self.clock),
-                )
-            )
-        return wid, final.output, error
-
-    def _resume_or_wait(
-        self, wf: Workflow[..., Any], existing: WorkflowRow, parent: WorkflowContext | None
-    ) -> Outcome:
-        if existing.status is Status.PENDING and self._may_take_over(existing, parent):
-            taken = self._take_over(wf, existing.id, existing.executor_id or "")
-            if taken is not None:
-                return taken
-        return _stored(self._handle(existing.id, wf).wait())
-
-    def _may_take_over(self, row: WorkflowRow, parent: WorkflowContext | None) -> bool:
-        """Whether nobody can be running ``row`` but this process: its owner is this process
-        (not running it now), a dead process on this host, or the previous executor of the
-        parent this process now runs."""
-        with self._lock:
-            if row.id in self._active:
-                return False
-        owner = row.executor_id or ""
-        return (
-            owner == self.executor_id
-            or is_dead_local_executor(owner)
-            or (parent is not None and row.parent_id == parent.workflow_id)
-        )
-
-    def _take_over(self, wf: Workflow[..., Any], workflow_id: str, owner: str) -> Outcome | None:
-        """Claim a PENDING workflow from ``owner`` (counting one attempt) and run it here, or
-        park it past ``max_recovery_attempts``. None if someone else claimed it first."""
-        row = self.broker.claim_for_recovery(
-            workflow_id, owner, self.executor_id, now_ms(self.clock)
-        )
-        if row is None:
-            return None
-        if row.attempts - 1 > wf.max_recovery_attempts:
-            self.broker.set_status(
-                row.id, Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED, Status.PENDING, now_ms(self.clock)
-            )
-            log.warning(
-                "workflow %r (%s) parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED after %d attempts",
-                row.id,
-                row.name,
-                row.attempts,
-            )
-            return Outcome(Status.MAX_RECOVERY_ATTEMPTS_EXCEEDED)
-        log.info("resuming workflow %r (%s), attempt %d", row.id, row.name, row.attempts)
-        args, kwargs = wf.signature.decode_inputs(row.inputs)
-        return self._execute(wf, row.id, args, kwargs, row_or_new=row)
-
-    def _execute(
-        self,
-        wf: Workflow[..., Any],
-        workflow_id: str,
-        args: list[Any],
-        kwargs: dict[str, Any],
-        row_or_new: WorkflowRow | NewWorkflow,
-    ) -> Outcome:
-        """Run a workflow this process owns to its end; return its final outcome."""
-        with self._lock:
-            if workflow_id in self._active:
-                raise WorkflowConflictError(f"workflow {workflow_id!r} is already running here")
-            self._active.add(workflow_id)
-        try:
-            recorded: dict[int, StepRow] = {}
-            attempts = 1
-            if isinstance(row_or_new, WorkflowRow):  # resuming: replay what was recorded
-                recorded = {s.step_id: s for s in self.broker.load_steps(workflow_id)}
-                attempts = row_or_new.attempts
-            ctx = WorkflowContext(
-                broker=self.broker,
-                clock=self.clock,
-                workflow_id=workflow_id,
-                name=wf.name,
-                executor_id=self.executor_id,
-                app_version=row_or_new.app_version or self.app_version,
-                attempt=attempts,
-                queue=row_or_new.queue,
-                user=row_or_new.user,
-                deadline_ms=row_or_new.deadline_at,
-                recorded=recorded,
-            )
-            outcome = execute(ctx, wf.fn, args, kwargs)
-        finally:
-            with self._lock:
-                self._active.discard(workflow_id)
-        if outcome.recorded:
-            return outcome
-        # Someone else decided the outcome (a cancel, or another executor that took it over
-        # while this one looked dead): the stored row is the truth.
-        return _stored(self._handle(workflow_id, wf).wait())
-
-    # -- recovery --------------------------------------------------------------------------
-    def recover(self, executor_id: str | None = None) -> list[WorkflowHandle[Any]]:
-        """Resume, in this process, the PENDING workflows (of this app version) whose
-        executor is gone, and return their handles once they have run.
-
-        Without ``executor_id`` that means: workflows of processes on this host that are no
-        longer running, and workflows carrying this process's own (configured) executor id
-        that are not running here. With ``executor_id``, that executor's workflows: use it
-        when you know a process on another machine is gone. Each takeover counts one
-        attempt; past ``max_recovery_attempts`` the workflow is parked instead of run.
-        """
-        me = self.executor_id
-        wanted: list[PendingRef] = []
-        for ref in self.broker.list_pending(self.app_version):
-            if ref.name not in self._workflows:
-                # Not ours to run: leave it, unclaimed, for a process that registers it.
-                log.warning(
-                    "not recovering workflow %r: %r is not registered in app %r",
-                    ref.id,
-                    ref.name,
-                    self.name,
-                )
-                continue
-            if executor_id is not None:
-                gone = ref.executor_id == executor_id
-            elif ref.executor_id == me:
-                with self._lock:
-                    gone = ref.id not in self._active
-            else:
-                gone = is_dead_local_executor(ref.executor_id)
-            if gone:
-                wanted.append(ref)
-        wanted_ids = {ref.id for ref in wanted}
-        # A child whose parent is recovered too is taken over by the parent's replay, when it
-        # reaches the call; run it here only if the replay did not.
-        children = [ref for ref in wanted if ref.parent_id in wanted_ids]
-        handles: list[WorkflowHandle[Any]] = []
-        for ref in [r for r in wanted if r.parent_id not in wanted_ids] + children:
-            wf = self._workflows[ref.name]
-            self._take_over(wf, ref.id, ref.executor_id)
-            handles.append(self._handle(ref.id, wf))
-        return handles
-
-
-def _stored(row: WorkflowRow) -> Outcome:
-    return Outcome(row.status, row.output, row.error)
 
 
 __all__ = ["Taskflow", "Workflow"]

@@ -14,6 +14,7 @@ from taskflow.broker.migrations import bootstrap_statements, migration_statement
 from taskflow.config import Config
 from taskflow.errors import TaskflowError
 from taskflow.loader import load_app
+from taskflow.queues import validate_queue_name
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,6 +70,73 @@ def migrate(
         click.echo(f"{where}: applied {applied} migration(s), version {before} -> {after}")
     else:
         click.echo(f"{where}: schema is up to date (version {after})")
+
+
+@main.command()
+@click.option(
+    "-A", "--app", "app_spec", default=None, help="The app: pkg.module or pkg.module:attr."
+)
+@click.option(
+    "-c",
+    "--concurrency",
+    type=int,
+    default=None,
+    help="Child processes (prefork) or threads; default: CPU count.",
+)
+@click.option("-P", "--pool", default=None, help="prefork (default), threads or solo.")
+@click.option(
+    "-Q", "--queues", default=None, help="Comma-separated queues to serve (default: default)."
+)
+@click.option("-l", "--loglevel", default="INFO", help="DEBUG, INFO, WARNING, ERROR or CRITICAL.")
+@click.option(
+    "-n", "--hostname", "name", default=None, help="Worker name (default: taskflow@host)."
+)
+@click.option(
+    "--max-tasks-per-child", type=int, default=None, help="Replace a child after N workflows."
+)
+@click.option(
+    "--max-memory-per-child", type=int, default=None, help="Replace a child above this many KiB."
+)
+@click.pass_context
+def worker(
+    ctx: click.Context,
+    app_spec: str | None,
+    concurrency: int | None,
+    pool: str | None,
+    queues: str | None,
+    loglevel: str,
+    name: str | None,
+    max_tasks_per_child: int | None,
+    max_memory_per_child: int | None,
+) -> None:
+    """Run a worker: claim workflows from the database and run them."""
+    from taskflow.worker import Worker, WorkerOptions  # noqa: PLC0415 - keep other commands light
+
+    level = logging.getLevelName(loglevel.upper())
+    if not isinstance(level, int):
+        raise click.UsageError(f"unknown log level {loglevel!r}")
+    logging.getLogger().setLevel(level)
+    app = _resolve_app(ctx, app_spec)
+    if app is None:
+        raise click.UsageError("give the app with -A/--app (pkg.module or pkg.module:attr)")
+    names = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
+    try:
+        app.finalize()
+        options = WorkerOptions.build(
+            app.conf,
+            pool=pool,
+            concurrency=concurrency,
+            queues=names,
+            name=name,
+            max_tasks_per_child=max_tasks_per_child,
+            max_memory_per_child=max_memory_per_child,
+        )
+        for queue in options.queues:
+            validate_queue_name(queue)
+        code = Worker(app, options).run()
+    except TaskflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    sys.exit(code)
 
 
 def _print_sql(dialect: str, schema: str, current: int) -> None:

@@ -58,7 +58,41 @@ class Config:
     this)."""
 
     task_always_eager: bool = False
-    """Celery habit for tests: ``.delay()`` runs the workflow inline."""
+    """Celery habit for tests: ``.delay()`` runs the workflow inline and returns a finished
+    handle."""
+
+    worker_concurrency: int | None = None
+    """Child processes of a prefork worker (threads of a ``threads`` pool). None: the number
+    of CPUs. ``taskflow worker -c`` overrides it."""
+
+    worker_pool: str = "prefork"
+    """``prefork``, ``threads`` or ``solo``. ``taskflow worker -P`` overrides it."""
+
+    worker_threads: int = 4
+    """Workflows one prefork child runs at once, each in its own thread. Durable workflows
+    mostly wait on the database, so a few per process keep throughput up without one process
+    per workflow; set 1 for CPU-bound tasks (Celery's one task per process)."""
+
+    worker_poll_interval: float = 1.0
+    """Seconds between checks for new work when no notification arrives (a lost NOTIFY, or
+    PgBouncer in transaction mode, only slows pickup to this)."""
+
+    worker_heartbeat_interval: float = 2.0
+    """Seconds between heartbeats of a worker (and of a process running workflows directly)."""
+
+    worker_heartbeat_timeout: float = 10.0
+    """A worker silent for this long is dead: live workers give its running workflows back to
+    their queues, to resume from their last step."""
+
+    worker_shutdown_timeout: float = 30.0
+    """Warm shutdown: seconds running workflows get to finish before they are handed back."""
+
+    worker_max_tasks_per_child: int | None = None
+    """Replace a prefork child after it ran this many workflows."""
+
+    worker_max_memory_per_child: int | None = None
+    """Replace a prefork child once its resident memory exceeds this many KiB (checked after
+    each workflow)."""
 
     result_expires: timedelta | None = None
     """Finished workflows older than this are pruned (retention)."""

@@ -61,6 +61,23 @@ class TimeLimitExceeded(TaskflowError):
     """Recorded when ``time_limit`` ended the process running a workflow."""
 
 
+class Retry(TaskflowError):
+    """Raised by ``self.retry()`` in a bound task: the workflow is run again later, from its
+    last completed step. Not an error to handle; let it propagate."""
+
+    def __init__(
+        self, message: str = "", exc: BaseException | None = None, when: float | None = None
+    ) -> None:
+        super().__init__(message or "retry requested")
+        self.exc = exc
+        self.when = when
+        """Seconds until the retry."""
+
+
+class MaxRetriesExceededError(TaskflowError):
+    """``self.retry()`` was called with no retries left and no exception to re-raise."""
+
+
 class WorkflowError(TaskflowError):
     """A workflow (or step) failed with an exception whose type cannot be re-created here.
 
@@ -79,7 +96,9 @@ __all__ = [
     "ConfigurationError",
     "DatabaseConnectionError",
     "MaxRecoveryAttemptsExceededError",
+    "MaxRetriesExceededError",
     "NonDeterministicWorkflowError",
+    "Retry",
     "SerializationError",
     "SoftTimeLimitExceeded",
     "TaskflowError",

@@ -36,9 +36,15 @@ class NewWorkflow(msgspec.Struct, kw_only=True):
     user: str | None = None
     parent_id: str | None = None
     priority: int | None = None
+    partition_key: str | None = None
+    dedup_id: str | None = None
     created_at: int
     started_at: int | None = None
     timeout_ms: int | None = None
+    delay_until: int | None = None
+    """Not claimable before this (ms); the row is DELAYED until then."""
+    expires_at: int | None = None
+    """Never started if not claimed by then (ms): it becomes CANCELLED."""
 
     @property
     def deadline_at(self) -> int | None:
@@ -69,6 +75,12 @@ class WorkflowRow(msgspec.Struct, kw_only=True):
     finished_at: int | None = None
     timeout_ms: int | None = None
     deadline_at: int | None = None
+    partition_key: str | None = None
+    dedup_id: str | None = None
+    delay_until: int | None = None
+    expires_at: int | None = None
+    retries: int = 0
+    """Workflow-level retries so far (Celery's ``request.retries``)."""
 
 
 class StepRow(msgspec.Struct, kw_only=True):
@@ -89,6 +101,69 @@ class StartResult(msgspec.Struct, frozen=True):
 
     created: bool
     row: WorkflowRow | None = None
+
+
+class EnqueueResult(msgspec.Struct, frozen=True):
+    """What enqueueing one workflow did.
+
+    ``created``: a new row was written. Otherwise ``conflict`` says why not: ``"id"`` (a
+    workflow with this id exists; ``existing_id`` is that id) or ``"dedup"`` (another
+    ENQUEUED/DELAYED/PENDING workflow of the same queue holds the dedup id; ``existing_id``
+    is its id).
+    """
+
+    id: str
+    created: bool
+    conflict: str | None = None
+    existing_id: str | None = None
+
+
+class Finish(msgspec.Struct, frozen=True):
+    """A final outcome a worker writes for a workflow it claimed (SUCCESS or ERROR)."""
+
+    id: str
+    status: Status
+    output: str | None = None
+    error: str | None = None
+
+
+class ExecutorBeat(msgspec.Struct, frozen=True, kw_only=True):
+    """A heartbeat: a live worker, or a process running workflows directly."""
+
+    executor_id: str
+    kind: str
+    """``"worker"`` or ``"process"``."""
+    name: str
+    hostname: str
+    pid: int
+    app_version: str | None
+    queues: list[str] = []
+    concurrency: int = 0
+    started_at: int
+    heartbeat_at: int
+
+
+class OrphanRef(msgspec.Struct, frozen=True):
+    """A PENDING workflow whose executor has no fresh heartbeat."""
+
+    id: str
+    name: str
+    executor_id: str
+    queue: str | None
+    parent_id: str | None
+    parent_status: Status | None
+    """Status of its parent workflow (None when it has none or the parent row is gone)."""
+
+
+class QueueTick(msgspec.Struct, frozen=True):
+    """What a periodic queue maintenance pass did."""
+
+    promoted: int
+    """DELAYED workflows that became due and are now ENQUEUED."""
+    expired: int
+    """ENQUEUED/DELAYED workflows past ``expires_at``, now CANCELLED."""
+    next_due: int | None
+    """Earliest ``delay_until`` still DELAYED (ms), or None."""
 
 
 class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -171,8 +246,13 @@ def step_info(row: StepRow) -> StepInfo:
 
 
 __all__ = [
+    "EnqueueResult",
     "ErrorInfo",
+    "ExecutorBeat",
+    "Finish",
     "NewWorkflow",
+    "OrphanRef",
+    "QueueTick",
     "StartResult",
     "StepInfo",
     "StepRow",

@@ -58,7 +58,16 @@ class WorkflowContext:
     queue: str | None = None
     user: str | None = None
     deadline_ms: int | None = None
+    retries: int = 0
+    """Workflow-level retries so far (``self.request.retries``)."""
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    eager: bool = False
+    """Run inline by ``task_always_eager``."""
     recorded: dict[int, StepRow] = field(default_factory=dict)
+    load_recorded: Callable[[], dict[int, StepRow]] | None = None
+    """Loads ``recorded`` when the first step is reached, so a workflow that records no step
+    (or a fresh one) costs no query."""
     next_step: int = 0
     cancelled: bool = False
     """Set when this workflow itself was found cancelled (not when code it called raised
@@ -80,6 +89,9 @@ class WorkflowContext:
     def take_step_id(self, name: str) -> tuple[int, StepRow | None]:
         """Number the next step and return its recorded outcome, checking it is the same step
         the history holds at that position."""
+        if self.load_recorded is not None:
+            self.recorded = self.load_recorded()
+            self.load_recorded = None
         step_id = self.next_step
         self.next_step += 1
         recorded = self.recorded.get(step_id)
@@ -182,20 +194,32 @@ def running(ctx: WorkflowContext) -> Iterator[WorkflowContext]:
 
 @dataclass(frozen=True)
 class Outcome:
-    """How one execution of a workflow function ended, as stored."""
+    """How one execution of a workflow function ended."""
 
     status: Status
     output: str | None = None
     error: str | None = None
     recorded: bool = True
     """False when another writer (a canceller, a concurrent executor) decided the outcome:
-    read the stored row for the truth."""
+    read the stored row for the truth. Also False for an outcome :func:`execute` was told not
+    to write (``finish=False``): the caller writes it."""
+    exception: BaseException | None = None
+    """The exception that ended it (ERROR), for retry decisions; never stored as such."""
+    value: Any = None
+    """The returned value (SUCCESS)."""
 
 
 def execute(
-    ctx: WorkflowContext, fn: Callable[..., Any], args: list[Any], kwargs: dict[str, Any]
+    ctx: WorkflowContext,
+    fn: Callable[..., Any],
+    args: list[Any],
+    kwargs: dict[str, Any],
+    *,
+    finish: bool = True,
 ) -> Outcome:
-    """Run a workflow function to its end and record the outcome (guarded by PENDING).
+    """Run a workflow function to its end and, with ``finish``, record the outcome (guarded
+    by PENDING). Without ``finish`` the SUCCESS/ERROR outcome is returned unwritten, for the
+    caller to retry, or to write in a batch.
 
     If a checkpoint could not be written the database error propagates and nothing is
     recorded, even if the workflow code caught it: the workflow stays PENDING for recovery.
@@ -210,25 +234,37 @@ def execute(
         if ctx.broken is not None:
             raise ctx.broken from None
         if ctx.cancelled:
-            return Outcome(Status.CANCELLED, recorded=False)
+            return Outcome(Status.CANCELLED, recorded=False, exception=exc)
         # Raised by something it called (a cancelled child): an ordinary failure.
-        return _finish(ctx, Status.ERROR, None, encode_error(exc))
+        return _finish(ctx, finish, Status.ERROR, None, exc)
     except Exception as exc:
         if ctx.broken is not None:
             raise ctx.broken from None
-        return _finish(ctx, Status.ERROR, None, encode_error(exc))
+        return _finish(ctx, finish, Status.ERROR, None, exc)
     if ctx.broken is not None:
         raise ctx.broken
     try:
         output = encode(value, f"result of workflow {ctx.name!r}")
     except TaskflowError as exc:
-        return _finish(ctx, Status.ERROR, None, encode_error(exc))
-    return _finish(ctx, Status.SUCCESS, output, None)
+        return _finish(ctx, finish, Status.ERROR, None, exc)
+    return _finish(ctx, finish, Status.SUCCESS, output, None, value)
 
 
-def _finish(ctx: WorkflowContext, status: Status, output: str | None, error: str | None) -> Outcome:
-    recorded = ctx.broker.finish_workflow(ctx.workflow_id, status, output, error, now_ms(ctx.clock))
-    return Outcome(status, output, error, recorded)
+def _finish(
+    ctx: WorkflowContext,
+    write: bool,
+    status: Status,
+    output: str | None,
+    exc: BaseException | None,
+    value: Any = None,
+) -> Outcome:
+    error = encode_error(exc) if exc is not None else None
+    recorded = False
+    if write:
+        recorded = ctx.broker.finish_workflow(
+            ctx.workflow_id, status, output, error, now_ms(ctx.clock)
+        )
+    return Outcome(status, output, error, recorded, exc, value)
 
 
 __all__ = [

@@ -9,12 +9,23 @@ injectable.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from importlib import resources
 
 import msgspec
 
 from taskflow.broker.url import DatabaseURL
-from taskflow.models import NewWorkflow, StartResult, StepRow, WorkflowRow
+from taskflow.models import (
+    EnqueueResult,
+    ExecutorBeat,
+    Finish,
+    NewWorkflow,
+    OrphanRef,
+    QueueTick,
+    StartResult,
+    StepRow,
+    WorkflowRow,
+)
 from taskflow.status import Status
 
 
@@ -48,6 +59,26 @@ def load_queries(dialect: str, schema: str | None = None) -> dict[str, str]:
                 text = text.replace("{schema}", f'"{schema}"')
             queries[entry.name[:-4]] = text
     return queries
+
+
+class Listener(abc.ABC):
+    """Wakes a worker when work is enqueued (LISTEN/NOTIFY on Postgres). A notification may be
+    lost (PgBouncer in transaction mode), so callers also poll; ``wait`` only shortens the
+    wait."""
+
+    @abc.abstractmethod
+    def wait(self, timeout: float) -> bool:
+        """Block up to ``timeout`` seconds; True if a notification (or, on SQLite, a change of
+        the database by another connection) arrived. Drains every pending notification."""
+
+    @abc.abstractmethod
+    def fileno(self) -> int | None:
+        """A descriptor that becomes readable when ``wait`` would return True at once, for
+        ``select``; None if the dialect has none (then poll ``wait``)."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop listening and release the connection."""
 
 
 class Broker(abc.ABC):
@@ -129,5 +160,108 @@ class Broker(abc.ABC):
         """Take over a PENDING workflow still owned by ``from_executor``, counting an
         attempt; None if it is no longer so (someone else took it, or it finished)."""
 
+    # -- queues: enqueue, claim, release ----------------------------------------------------
+    @abc.abstractmethod
+    def enqueue(self, news: Sequence[NewWorkflow], now: int) -> list[EnqueueResult]:
+        """Write ENQUEUED workflows (DELAYED when ``delay_until > now``) in one round trip and
+        one commit, waking listening workers with one notification per queue. One result per
+        input, in order. An existing id or a held dedup key writes nothing for that entry."""
 
-__all__ = ["Broker", "PendingRef", "StepWrite", "load_queries"]
+    @abc.abstractmethod
+    def enqueue_on(
+        self, connection: object, news: Sequence[NewWorkflow], now: int
+    ) -> list[EnqueueResult]:
+        """As :meth:`enqueue`, but inside the caller's open transaction on ``connection`` (a
+        psycopg connection, a sqlite3 connection, or a SQLAlchemy ``Connection`` / ``Session``
+        of the same database). Never commits or rolls back: the caller's commit makes the
+        workflows exist and wakes workers; a rollback leaves no trace."""
+
+    @abc.abstractmethod
+    def claim(
+        self,
+        executor_id: str,
+        queues: Sequence[str],
+        app_version: str,
+        limit: int,
+        now: int,
+        finishes: Sequence[Finish] = (),
+    ) -> list[WorkflowRow]:
+        """In one transaction: record ``finishes`` (each only if still PENDING and owned by
+        ``executor_id``), then claim up to ``limit`` ENQUEUED workflows of ``queues`` whose
+        ``app_version`` is NULL or ``app_version``, not expired, lowest priority first (0 =
+        none, before any), FIFO within a priority. Claimed rows become PENDING, owned by
+        ``executor_id``, with ``attempts + 1``, ``app_version`` filled in, ``started_at`` and
+        ``deadline_at`` set if unset. Concurrent claimers never get the same row (``FOR UPDATE
+        SKIP LOCKED`` on Postgres, ``BEGIN IMMEDIATE`` on SQLite)."""
+
+    @abc.abstractmethod
+    def release(
+        self,
+        executor_id: str,
+        ids: Sequence[str],
+        now: int,
+        *,
+        count_attempt: bool,
+        default_queue: str = "default",
+    ) -> list[str]:
+        """Give PENDING workflows owned by ``executor_id`` back to their queue (ENQUEUED,
+        no owner; a NULL queue becomes ``default_queue``) so another worker resumes them from
+        their last step. ``count_attempt=False`` (a warm shutdown) undoes the attempt the
+        next claim adds. Wakes workers. Returns the ids released."""
+
+    @abc.abstractmethod
+    def retry_later(
+        self, workflow_id: str, executor_id: str, delay_until: int, error: str | None, now: int
+    ) -> bool:
+        """A workflow-level retry: PENDING (owned by ``executor_id``) becomes DELAYED until
+        ``delay_until`` (ENQUEUED if that is not after ``now``), ``retries + 1``, no owner,
+        the attempt not counted, ``error`` kept as the last error. True if it was done."""
+
+    @abc.abstractmethod
+    def tick(self, now: int) -> QueueTick:
+        """Queue maintenance: due DELAYED rows become ENQUEUED (waking workers), ENQUEUED or
+        DELAYED rows past ``expires_at`` become CANCELLED; report the next due time."""
+
+    @abc.abstractmethod
+    def find_dedup(self, queue: str, dedup_id: str) -> str | None:
+        """Id of the ENQUEUED/DELAYED/PENDING workflow holding ``(queue, dedup_id)``."""
+
+    @abc.abstractmethod
+    def listen(self) -> Listener:
+        """A new listener for enqueue notifications (its own connection)."""
+
+    # -- queues registry ---------------------------------------------------------------------
+    @abc.abstractmethod
+    def register_queues(self, names: Sequence[str], now: int) -> None:
+        """Record queue names as known (workers record what they serve), so producers
+        without the app's code can check a name."""
+
+    @abc.abstractmethod
+    def known_queues(self) -> set[str]:
+        """Every queue name recorded by :meth:`register_queues`."""
+
+    # -- heartbeats ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def heartbeat(self, beat: ExecutorBeat) -> None:
+        """Insert or refresh an executor's heartbeat row (its own small table; unlogged on
+        Postgres)."""
+
+    @abc.abstractmethod
+    def remove_executor(self, executor_id: str) -> None:
+        """Delete an executor's heartbeat row (clean stop, or reaped once recovered)."""
+
+    @abc.abstractmethod
+    def list_executors(self) -> list[ExecutorBeat]:
+        """Every heartbeat row."""
+
+    @abc.abstractmethod
+    def stale_executors(self, cutoff: int) -> list[tuple[str, bool]]:
+        """Executors owning PENDING workflows with no heartbeat at or after ``cutoff``:
+        ``(executor_id, has_row)``; ``has_row`` False means no heartbeat row at all."""
+
+    @abc.abstractmethod
+    def orphans(self, executor_id: str) -> list[OrphanRef]:
+        """The PENDING workflows of ``executor_id``, with their parents' status."""
+
+
+__all__ = ["Broker", "Listener", "PendingRef", "StepWrite", "load_queries"]

@@ -9,12 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, Table
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateColumn, CreateIndex, CreateTable, DropIndex
 
-from taskflow.broker.schema import migrations_table, v1_tables
+from taskflow.broker.schema import (
+    V2_DROPPED_INDEXES,
+    migrations_table,
+    upgrade_workflows_v2,
+    v1_tables,
+    v2_tables,
+)
 
 
 @dataclass(frozen=True)
@@ -24,14 +30,40 @@ class Migration:
     version: int
     name: str
     build: Callable[[MetaData], list[str] | None]
-    """Adds the version's tables to the metadata (returning None), or returns raw statements."""
+    """Adds the version's new tables to the metadata (returning None), or returns raw
+    statements."""
+    alter: Callable[[str, str | None], list[str]] | None = None
+    """Statements changing existing tables, per dialect: ``(dialect, schema) -> DDL``, run
+    after the new tables are created."""
 
 
 def _v1(metadata: MetaData) -> None:
     v1_tables(metadata)
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "workflows and steps", _v1),)
+def _v2(metadata: MetaData) -> None:
+    v2_tables(metadata)
+
+
+def _v2_alter(dialect_name: str, schema: str | None) -> list[str]:
+    dialect = _dialect(dialect_name)
+    workflows = v1_tables(MetaData(schema=schema))[0]
+    dropped = [i for i in workflows.indexes if i.name in V2_DROPPED_INDEXES]
+    columns, indexes = upgrade_workflows_v2(workflows, dialect_name)
+    table = dialect.identifier_preparer.format_table(workflows)
+    out = [
+        f"ALTER TABLE {table} ADD COLUMN {str(CreateColumn(c).compile(dialect=dialect)).strip()}"
+        for c in columns
+    ]
+    out += [str(DropIndex(i).compile(dialect=dialect)).strip() for i in dropped]
+    out += [str(CreateIndex(i).compile(dialect=dialect)).strip() for i in indexes]
+    return out
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "workflows and steps", _v1),
+    Migration(2, "queues, dedup, delays and executor heartbeats", _v2, _v2_alter),
+)
 """Every migration, oldest first. Append only."""
 
 LATEST_VERSION = MIGRATIONS[-1].version
@@ -43,10 +75,18 @@ def _dialect(name: str) -> Dialect:
     return sqlite.dialect()
 
 
+def _create_table(table: Table, dialect: Dialect) -> str:
+    statement = str(CreateTable(table).compile(dialect=dialect)).strip()
+    if dialect.name == "postgresql" and table.info.get("unlogged"):
+        # SQLAlchemy has no per-dialect UNLOGGED; tables ask for it through their info.
+        statement = statement.replace("CREATE TABLE", "CREATE UNLOGGED TABLE", 1)
+    return statement
+
+
 def _compile_tables(metadata: MetaData, dialect: Dialect) -> list[str]:
     out: list[str] = []
     for table in metadata.sorted_tables:
-        out.append(str(CreateTable(table).compile(dialect=dialect)).strip())
+        out.append(_create_table(table, dialect))
         for index in sorted(table.indexes, key=lambda i: i.name or ""):
             out.append(str(CreateIndex(index).compile(dialect=dialect)).strip())
     return out
@@ -67,9 +107,10 @@ def migration_statements(migration: Migration, dialect_name: str, schema: str | 
     """The DDL of one migration for one dialect."""
     metadata = MetaData(schema=schema)
     raw = migration.build(metadata)
-    if raw is not None:
-        return raw
-    return _compile_tables(metadata, _dialect(dialect_name))
+    out = raw if raw is not None else _compile_tables(metadata, _dialect(dialect_name))
+    if migration.alter is not None:
+        out = out + migration.alter(dialect_name, schema)
+    return out
 
 
 def pending(current_version: int) -> list[Migration]:

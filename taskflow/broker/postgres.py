@@ -10,25 +10,28 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from taskflow.broker.base import StepWrite, load_queries
+from taskflow.broker import postgres_queue
+from taskflow.broker.base import Listener, StepWrite, load_queries
+from taskflow.broker.external import postgres_connection
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import SQLBroker, step_params
+from taskflow.broker.sql_broker import SQLBroker, step_params, workflow_row
 from taskflow.broker.url import DatabaseURL, validate_schema_name
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import DatabaseConnectionError
-from taskflow.models import StepRow
+from taskflow.models import EnqueueResult, Finish, NewWorkflow, QueueTick, StepRow, WorkflowRow
 from taskflow.status import Status
 
 
@@ -50,6 +53,8 @@ class PostgresBroker(SQLBroker):
         self._pool_size = max(1, pool_size)
         self._connect_timeout = connect_timeout
         self._q = load_queries("postgres", self.schema)
+        self.channel = postgres_queue.channel_name(self.schema)
+        """The NOTIFY channel enqueues wake workers on: ``taskflow_<schema>``."""
         self._lock = threading.Lock()
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
@@ -130,6 +135,13 @@ class PostgresBroker(SQLBroker):
         with self._conn() as conn:
             return conn.execute(self._q[query], params).fetchall()
 
+    def _run(self, query: str, params: dict[str, Any]) -> None:
+        with self._conn() as conn:
+            conn.execute(self._q[query], params)
+
+    def _list_param(self, values: Sequence[str]) -> object:
+        return list(values)
+
     def close(self) -> None:
         """Close the pool (a no-op in a forked child that never opened one)."""
         with self._lock:
@@ -193,6 +205,50 @@ class PostgresBroker(SQLBroker):
         return StepWrite(
             inserted=False, status=status, existing=self._get_step(workflow_id, step.step_id)
         )
+
+    # -- queues ----------------------------------------------------------------------------
+    def enqueue(self, news: Sequence[NewWorkflow], now: int) -> list[EnqueueResult]:
+        """One statement for the whole batch (one round trip, one commit, one notification
+        per queue); a second query only if some entry wrote nothing."""
+        if not news:
+            return []
+        with self._conn() as conn, conn.cursor(row_factory=tuple_row) as cur:
+            return postgres_queue.enqueue(cur, self._q, self.channel, news, now)
+
+    def enqueue_on(
+        self, connection: object, news: Sequence[NewWorkflow], now: int
+    ) -> list[EnqueueResult]:
+        """The same statement in the caller's transaction: its commit wakes workers."""
+        raw = postgres_connection(connection)
+        if not news:
+            return []
+        with raw.cursor(row_factory=tuple_row) as cur:
+            return postgres_queue.enqueue(cur, self._q, self.channel, news, now)
+
+    def claim(
+        self,
+        executor_id: str,
+        queues: Sequence[str],
+        app_version: str,
+        limit: int,
+        now: int,
+        finishes: Sequence[Finish] = (),
+    ) -> list[WorkflowRow]:
+        """Finishes and claims in one statement, the claimed rows in claim order."""
+        if limit <= 0 and not finishes:
+            return []
+        params = postgres_queue.claim_params(executor_id, queues, app_version, limit, now, finishes)
+        return [workflow_row(r) for r in self._all("claim", params)]
+
+    def tick(self, now: int) -> QueueTick:
+        """Promote, expire and report the next due time in one statement."""
+        row = self._one("tick", {"now": now, "channel": self.channel})
+        assert row is not None  # an aggregate always returns a row
+        return QueueTick(promoted=int(row[0]), expired=int(row[1]), next_due=row[2])
+
+    def listen(self) -> Listener:
+        """A listener on its own connection, listening before this returns."""
+        return postgres_queue.PostgresListener(self._connect, self.channel)
 
 
 __all__ = ["PostgresBroker"]

@@ -10,9 +10,12 @@ and errors are msgspec JSON text.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import (
     BigInteger,
     Column,
+    Identity,
     Index,
     Integer,
     MetaData,
@@ -104,12 +107,122 @@ def v1_tables(metadata: MetaData) -> list[Table]:
     return [workflows, steps]
 
 
-def current_metadata(schema: str | None) -> MetaData:
-    """Every table as the newest migration leaves it (used to check migrations)."""
+RUNNABLE = ("ENQUEUED", "DELAYED", "PENDING")
+"""Statuses that hold a dedup key."""
+
+
+def v2_tables(metadata: MetaData) -> list[Table]:
+    """Version 2, new tables: executor heartbeats and the registry of known queues."""
+    # Heartbeats are rewritten every few seconds and worthless after a crash of the server
+    # (every executor beats again), so on Postgres the table is UNLOGGED: no WAL, no fsync.
+    # Never indexed per job: one row per executor.
+    executors = Table(
+        "executors",
+        metadata,
+        Column("executor_id", Text, primary_key=True),
+        Column("kind", Text, nullable=False),
+        Column("name", Text, nullable=False),
+        Column("hostname", Text, nullable=False),
+        Column("pid", Integer, nullable=False),
+        Column("app_version", Text),
+        Column("queues", Text, nullable=False),  # JSON list of names
+        Column("concurrency", Integer, nullable=False),
+        Column("started_at", BigInteger, nullable=False),
+        Column("heartbeat_at", BigInteger, nullable=False),
+        info={"unlogged": True},
+    )
+    # One row per queue; later versions add per-queue settings (flow control) here.
+    queues = Table(
+        "queues",
+        metadata,
+        Column("name", Text, primary_key=True),
+        Column("updated_at", BigInteger, nullable=False),
+    )
+    return [executors, queues]
+
+
+V2_DROPPED_INDEXES = ("ix_workflows_runnable",)
+"""Version 1 indexes that version 2 replaces."""
+
+
+def v2_workflow_columns(dialect: str) -> list[Column[Any]]:
+    """Version 2, columns added to ``workflows`` (in this order, at the end)."""
+    columns: list[Column[Any]] = [
+        Column("retries", Integer, nullable=False, server_default=text("0")),
+    ]
+    if dialect == "postgresql":
+        # Insertion order, for FIFO within one millisecond (SQLite uses the implicit rowid).
+        columns.append(Column("seq", BigInteger, Identity(always=True), nullable=False))
+    return columns
+
+
+def v2_workflow_indexes(workflows: Table, dialect: str) -> list[Index]:
+    """Version 2, indexes of ``workflows`` (the table must already hold the v2 columns)."""
+    c = workflows.c
+    # The claim order: priority, then FIFO. On SQLite every index ends with the rowid, which
+    # breaks ties within one millisecond; on Postgres the seq column does.
+    order = [c.priority, c.created_at] + ([c.seq] if dialect == "postgresql" else [])
+    enqueued = text("status = 'ENQUEUED'")
+    holding = text(
+        "dedup_id IS NOT NULL AND status IN (" + ", ".join(f"'{s}'" for s in RUNNABLE) + ")"
+    )
+    delayed = text("status = 'DELAYED'")
+    expiring = text("expires_at IS NOT NULL AND status IN ('ENQUEUED', 'DELAYED')")
+    return [
+        Index("ix_workflows_claim", *order, postgresql_where=enqueued, sqlite_where=enqueued),
+        Index(
+            "ux_workflows_dedup",
+            c.queue,
+            c.dedup_id,
+            unique=True,
+            postgresql_where=holding,
+            sqlite_where=holding,
+        ),
+        Index(
+            "ix_workflows_delayed", c.delay_until, postgresql_where=delayed, sqlite_where=delayed
+        ),
+        Index(
+            "ix_workflows_expires",
+            c.expires_at,
+            postgresql_where=expiring,
+            sqlite_where=expiring,
+        ),
+    ]
+
+
+def upgrade_workflows_v2(workflows: Table, dialect: str) -> tuple[list[Column[Any]], list[Index]]:
+    """Turn a version 1 ``workflows`` table object into its version 2 shape; return what was
+    added (columns, indexes)."""
+    for index in list(workflows.indexes):
+        if index.name in V2_DROPPED_INDEXES:
+            workflows.indexes.discard(index)
+    columns = v2_workflow_columns(dialect)
+    for column in columns:
+        workflows.append_column(column)
+    return columns, v2_workflow_indexes(workflows, dialect)
+
+
+def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData:
+    """Every table as the newest migration leaves it (used to check migrations). The dialect
+    defaults to Postgres when a schema is given, else SQLite."""
+    dialect = dialect or ("postgresql" if schema is not None else "sqlite")
     metadata = MetaData(schema=schema)
     migrations_table(metadata)
-    v1_tables(metadata)
+    workflows, _steps = v1_tables(metadata)
+    upgrade_workflows_v2(workflows, dialect)
+    v2_tables(metadata)
     return metadata
 
 
-__all__ = ["MIGRATIONS_TABLE", "current_metadata", "migrations_table", "v1_tables"]
+__all__ = [
+    "MIGRATIONS_TABLE",
+    "RUNNABLE",
+    "V2_DROPPED_INDEXES",
+    "current_metadata",
+    "migrations_table",
+    "upgrade_workflows_v2",
+    "v1_tables",
+    "v2_tables",
+    "v2_workflow_columns",
+    "v2_workflow_indexes",
+]

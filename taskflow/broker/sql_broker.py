@@ -1,17 +1,31 @@
 """The part of a broker that is the same on every dialect: each method runs one named query
 (``sql/<dialect>/<name>.sql``) and turns its rows into models. A dialect supplies how to run
-a query (``_one``, ``_all``), its connections, its migrations and ``record_step``.
+a query (``_one``, ``_all``), how to bind a list (``_list_param``), its connections, its
+migrations, and the multi-statement operations (``record_step``, enqueue, claim, tick).
 """
 
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import msgspec
+
 from taskflow.broker.base import Broker, PendingRef
-from taskflow.models import NewWorkflow, StartResult, StepRow, WorkflowRow
+from taskflow.models import (
+    EnqueueResult,
+    ExecutorBeat,
+    NewWorkflow,
+    OrphanRef,
+    StartResult,
+    StepRow,
+    WorkflowRow,
+)
 from taskflow.status import Status
+
+DEFAULT_QUEUE = "default"
+"""Where enqueued work without a queue goes (a NULL queue is never claimed)."""
 
 
 def workflow_row(values: Sequence[Any]) -> WorkflowRow:
@@ -35,6 +49,11 @@ def workflow_row(values: Sequence[Any]) -> WorkflowRow:
         finished_at,
         timeout_ms,
         deadline_at,
+        partition_key,
+        dedup_id,
+        delay_until,
+        expires_at,
+        retries,
     ) = values
     return WorkflowRow(
         id=id_,
@@ -55,7 +74,16 @@ def workflow_row(values: Sequence[Any]) -> WorkflowRow:
         finished_at=finished_at,
         timeout_ms=timeout_ms,
         deadline_at=deadline_at,
+        partition_key=partition_key,
+        dedup_id=dedup_id,
+        delay_until=delay_until,
+        expires_at=expires_at,
+        retries=retries,
     )
+
+
+WORKFLOW_COLUMNS = 23
+"""How many columns :func:`workflow_row` reads."""
 
 
 def step_row(values: Sequence[Any]) -> StepRow:
@@ -107,8 +135,65 @@ def step_params(workflow_id: str, step: StepRow) -> dict[str, Any]:
     }
 
 
+def enqueue_status(new: NewWorkflow, now: int) -> str:
+    """DELAYED when the workflow may not start yet, else ENQUEUED."""
+    return "DELAYED" if new.delay_until is not None and new.delay_until > now else "ENQUEUED"
+
+
+ConflictLookup = Callable[[list[int]], dict[int, tuple[bool, str | None]]]
+"""Given indexes of entries that wrote nothing: for each, whether its id exists and which
+workflow holds its dedup key."""
+
+
+def enqueue_results(
+    news: Sequence[NewWorkflow],
+    inserted: dict[str, str | None],
+    conflicts: ConflictLookup,
+) -> list[EnqueueResult]:
+    """One result per entry, in order, from what an enqueue inserted (``id -> dedup_id``).
+
+    Of several entries with one id, the first that matches the inserted row is the created
+    one; the others, and every entry not inserted, are explained by ``conflicts``, which is
+    called (once) only when some entry was not created."""
+    results: list[EnqueueResult | None] = []
+    missing: list[int] = []
+    seen: set[str] = set()
+    for i, new in enumerate(news):
+        wid = new.id
+        if wid in inserted and wid not in seen and inserted[wid] == new.dedup_id:
+            seen.add(wid)
+            results.append(EnqueueResult(id=wid, created=True))
+        else:
+            results.append(None)
+            missing.append(i)
+    if missing:
+        found = conflicts(missing)
+        for i in missing:
+            new = news[i]
+            exists, holder = found.get(i, (False, None))
+            results[i] = conflict_result(new, exists, holder)
+    return [r for r in results if r is not None]
+
+
+def conflict_result(new: NewWorkflow, id_exists: bool, holder: str | None) -> EnqueueResult:
+    """Why an entry wrote nothing. Should both rows have vanished since (retention, or the
+    holder finished), the likelier cause is reported without an ``existing_id``."""
+    if id_exists:
+        return EnqueueResult(id=new.id, created=False, conflict="id", existing_id=new.id)
+    if holder is not None or new.dedup_id is not None:
+        return EnqueueResult(id=new.id, created=False, conflict="dedup", existing_id=holder)
+    return EnqueueResult(id=new.id, created=False, conflict="id")
+
+
 class SQLBroker(Broker):
     """A broker whose operations are the named queries of its dialect."""
+
+    channel: str = ""
+    """The notification channel enqueues wake workers on (empty where there is none)."""
+
+    @abc.abstractmethod
+    def _list_param(self, values: Sequence[str]) -> object:
+        """A list of strings as a bind parameter (an array, or JSON text for SQLite)."""
 
     @abc.abstractmethod
     def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
@@ -117,6 +202,10 @@ class SQLBroker(Broker):
     @abc.abstractmethod
     def _all(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         """Run a named query and return all its rows."""
+
+    @abc.abstractmethod
+    def _run(self, query: str, params: dict[str, Any]) -> None:
+        """Run a named query that returns no rows (committing at once)."""
 
     # -- workflows -------------------------------------------------------------------------
     def start_workflow(self, new: NewWorkflow, now: int) -> StartResult:
@@ -190,5 +279,127 @@ class SQLBroker(Broker):
         row = self._one("claim_for_recovery", params)
         return workflow_row(row) if row is not None else None
 
+    # -- queues ----------------------------------------------------------------------------
+    def release(
+        self,
+        executor_id: str,
+        ids: Sequence[str],
+        now: int,
+        *,
+        count_attempt: bool,
+        default_queue: str = DEFAULT_QUEUE,
+    ) -> list[str]:
+        """Guarded hand-back of running workflows to their queues (one statement)."""
+        if not ids:
+            return []
+        params = {
+            "executor_id": executor_id,
+            "ids": self._list_param(list(ids)),
+            "now": now,
+            "count_attempt": count_attempt,
+            "default_queue": default_queue,
+            "channel": self.channel,
+        }
+        done = {r[0] for r in self._all("release", params)}
+        return [i for i in dict.fromkeys(ids) if i in done]
 
-__all__ = ["SQLBroker", "start_params", "step_params", "step_row", "workflow_row"]
+    def retry_later(
+        self, workflow_id: str, executor_id: str, delay_until: int, error: str | None, now: int
+    ) -> bool:
+        """Guarded workflow-level retry (one statement)."""
+        params = {
+            "id": workflow_id,
+            "executor_id": executor_id,
+            "delay_until": delay_until,
+            "error": error,
+            "now": now,
+            "channel": self.channel,
+        }
+        return self._one("retry_later", params) is not None
+
+    def find_dedup(self, queue: str, dedup_id: str) -> str | None:
+        """The holder of a dedup key, or None."""
+        row = self._one("find_dedup", {"queue": queue, "dedup_id": dedup_id})
+        return str(row[0]) if row is not None else None
+
+    def register_queues(self, names: Sequence[str], now: int) -> None:
+        """Upsert queue names (sorted, so concurrent registrations lock in one order)."""
+        unique = sorted(set(names))
+        if unique:
+            self._run("register_queues", {"names": self._list_param(unique), "now": now})
+
+    def known_queues(self) -> set[str]:
+        """Every registered queue name."""
+        return {r[0] for r in self._all("known_queues", {})}
+
+    # -- heartbeats ------------------------------------------------------------------------
+    def heartbeat(self, beat: ExecutorBeat) -> None:
+        """Upsert the executor's row."""
+        params = {
+            "executor_id": beat.executor_id,
+            "kind": beat.kind,
+            "name": beat.name,
+            "hostname": beat.hostname,
+            "pid": beat.pid,
+            "app_version": beat.app_version,
+            "queues": msgspec.json.encode(beat.queues).decode(),
+            "concurrency": beat.concurrency,
+            "started_at": beat.started_at,
+            "heartbeat_at": beat.heartbeat_at,
+        }
+        self._run("heartbeat", params)
+
+    def remove_executor(self, executor_id: str) -> None:
+        """Delete the executor's row (a no-op when there is none)."""
+        self._run("remove_executor", {"executor_id": executor_id})
+
+    def list_executors(self) -> list[ExecutorBeat]:
+        """Every heartbeat row, oldest executor first."""
+        return [
+            ExecutorBeat(
+                executor_id=r[0],
+                kind=r[1],
+                name=r[2],
+                hostname=r[3],
+                pid=r[4],
+                app_version=r[5],
+                queues=msgspec.json.decode(r[6], type=list[str]),
+                concurrency=r[7],
+                started_at=r[8],
+                heartbeat_at=r[9],
+            )
+            for r in self._all("list_executors", {})
+        ]
+
+    def stale_executors(self, cutoff: int) -> list[tuple[str, bool]]:
+        """Owners of PENDING workflows without a heartbeat at or after ``cutoff``."""
+        return [(r[0], bool(r[1])) for r in self._all("stale_executors", {"cutoff": cutoff})]
+
+    def orphans(self, executor_id: str) -> list[OrphanRef]:
+        """PENDING workflows of one executor with their parents' status, oldest first."""
+        return [
+            OrphanRef(
+                id=r[0],
+                name=r[1],
+                executor_id=r[2],
+                queue=r[3],
+                parent_id=r[4],
+                parent_status=Status(r[5]) if r[5] is not None else None,
+            )
+            for r in self._all("orphans", {"executor_id": executor_id})
+        ]
+
+
+__all__ = [
+    "DEFAULT_QUEUE",
+    "WORKFLOW_COLUMNS",
+    "ConflictLookup",
+    "SQLBroker",
+    "conflict_result",
+    "enqueue_results",
+    "enqueue_status",
+    "start_params",
+    "step_params",
+    "step_row",
+    "workflow_row",
+]

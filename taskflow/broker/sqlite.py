@@ -10,9 +10,13 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from taskflow.broker.base import StepWrite, load_queries
+from taskflow.broker import sqlite_queue
+from taskflow.broker.base import Listener, StepWrite, load_queries
+from taskflow.broker.external import sqlite_connection
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
@@ -23,7 +27,7 @@ from taskflow.broker.sql_broker import SQLBroker, step_params
 from taskflow.broker.url import DatabaseURL
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import ConfigurationError, DatabaseConnectionError
-from taskflow.models import StepRow
+from taskflow.models import EnqueueResult, Finish, NewWorkflow, QueueTick, StepRow, WorkflowRow
 from taskflow.status import Status
 
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
@@ -109,6 +113,26 @@ class SQLiteBroker(SQLBroker):
     def _all(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
         return [tuple(r) for r in self._conn().execute(self._q[query], params).fetchall()]
 
+    def _run(self, query: str, params: dict[str, Any]) -> None:
+        self._conn().execute(self._q[query], params)
+
+    def _list_param(self, values: Sequence[str]) -> object:
+        return sqlite_queue.json_list(values)
+
+    @contextmanager
+    def _immediate(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (``BEGIN IMMEDIATE``: one writer at a time, so
+        what it reads stays true until it commits)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
     def close(self) -> None:
         """Close every connection this process opened."""
         with self._lock:
@@ -172,6 +196,60 @@ class SQLiteBroker(SQLBroker):
         return StepWrite(
             inserted=False, status=status, existing=self._get_step(workflow_id, step.step_id)
         )
+
+    # -- queues ----------------------------------------------------------------------------
+    def enqueue(self, news: Sequence[NewWorkflow], now: int) -> list[EnqueueResult]:
+        """Every entry in one transaction (one commit)."""
+        if not news:
+            return []
+        with self._immediate() as conn:
+            return sqlite_queue.enqueue(conn, self._q, news, now)
+
+    def enqueue_on(
+        self, connection: object, news: Sequence[NewWorkflow], now: int
+    ) -> list[EnqueueResult]:
+        """In the caller's transaction (Python's sqlite3 opens one before the first INSERT
+        unless the connection autocommits); never commits."""
+        raw = sqlite_connection(connection)
+        self._check_same_file(raw)
+        if not news:
+            return []
+        return sqlite_queue.enqueue(raw, self._q, news, now)
+
+    def _check_same_file(self, conn: sqlite3.Connection) -> None:
+        row = conn.execute("PRAGMA database_list").fetchone()
+        theirs = row[2] if row is not None else ""
+        if not theirs or not os.path.exists(theirs) or not os.path.samefile(theirs, self.path):
+            raise ConfigurationError(
+                f"connection= is open on SQLite file {theirs or '(in memory)'!r}, not on the "
+                f"system database {self.path!r}"
+            )
+
+    def claim(
+        self,
+        executor_id: str,
+        queues: Sequence[str],
+        app_version: str,
+        limit: int,
+        now: int,
+        finishes: Sequence[Finish] = (),
+    ) -> list[WorkflowRow]:
+        """Finishes and claims in one ``BEGIN IMMEDIATE`` transaction, in claim order."""
+        if limit <= 0 and not finishes:
+            return []
+        with self._immediate() as conn:
+            return sqlite_queue.claim(
+                conn, self._q, executor_id, queues, app_version, limit, now, finishes
+            )
+
+    def tick(self, now: int) -> QueueTick:
+        """Promote, expire and report the next due time in one transaction."""
+        with self._immediate() as conn:
+            return sqlite_queue.tick(conn, self._q, now)
+
+    def listen(self) -> Listener:
+        """A listener polling the file's data version on its own connection."""
+        return sqlite_queue.SQLiteListener(self._open())
 
 
 __all__ = ["SQLiteBroker"]

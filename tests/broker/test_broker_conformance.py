@@ -507,6 +507,20 @@ def test_both_dialects_have_the_same_query_names() -> None:
         "load_steps",
         "list_pending",
         "claim_for_recovery",
+        "enqueue",
+        "enqueue_conflicts",
+        "find_dedup",
+        "claim",
+        "release",
+        "retry_later",
+        "tick",
+        "register_queues",
+        "known_queues",
+        "heartbeat",
+        "remove_executor",
+        "list_executors",
+        "stale_executors",
+        "orphans",
     }
     assert methods <= postgres.keys()
     assert all(text.strip() for text in postgres.values())

@@ -13,7 +13,12 @@ import pytest
 import sqlalchemy as sa
 
 from taskflow.broker import Broker, create_broker
-from taskflow.broker.migrations import LATEST_VERSION, MIGRATIONS
+from taskflow.broker.migrations import (
+    LATEST_VERSION,
+    MIGRATIONS,
+    bootstrap_statements,
+    migration_statements,
+)
 from taskflow.broker.schema import MIGRATIONS_TABLE, current_metadata
 from taskflow.config import Config
 from taskflow.errors import ConfigurationError, DatabaseConnectionError
@@ -64,12 +69,13 @@ def migration_rows(url: str, schema: str = "taskflow") -> list[tuple[Any, ...]]:
 
 
 def _where(clause: object) -> str:
-    """A partial index predicate, normalized across dialects' reflection."""
+    """A partial index predicate, normalized across dialects' reflection: Postgres gives
+    back ``(status = ANY (ARRAY['A'::text, 'B'::text]))`` for ``status IN ('A', 'B')`` and
+    adds parentheses around every comparison."""
     text = str(clause).lower().replace("::text", "")
-    text = re.sub(r"\s+", " ", text).strip()
-    while text.startswith("(") and text.endswith(")"):
-        text = text[1:-1].strip()
-    return text
+    text = re.sub(r"(\w+) in \(([^()]*)\)", r"\1 = any array[\2]", text)
+    text = text.replace("(", " ").replace(")", " ")
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def _index_where(options: Any, dialect: str) -> str | None:
@@ -86,7 +92,7 @@ def _expected_where(index: sa.Index, dialect: str) -> str | None:
 def assert_schema_matches_metadata(url: str, schema: str = "taskflow") -> None:
     dialect = "postgresql" if is_postgres(url) else "sqlite"
     db_schema = schema if dialect == "postgresql" else None
-    metadata = current_metadata(db_schema)
+    metadata = current_metadata(db_schema, dialect)
     with inspector(url) as insp:
         tables = set(insp.get_table_names(schema=db_schema))
         assert tables == {t.name for t in metadata.tables.values()}
@@ -100,13 +106,21 @@ def assert_schema_matches_metadata(url: str, schema: str = "taskflow") -> None:
                 expected_type = col.type.compile(dialect=insp.dialect)
                 assert got["type"].compile(dialect=insp.dialect) == expected_type, where
                 assert got["nullable"] == col.nullable, where
+                default = col.server_default
                 expected_default = (
-                    None if col.server_default is None else str(col.server_default.arg)  # type: ignore[attr-defined]
+                    str(default.arg) if isinstance(default, sa.DefaultClause) else None
                 )
                 got_default = got["default"]
                 if got_default is not None:
                     got_default = str(got_default).strip("'()")
                 assert got_default == expected_default, where
+                # An identity column (Postgres' seq) is filled by the server, in order.
+                identity = got.get("identity")
+                if col.identity is None:
+                    assert identity is None, where
+                else:
+                    assert identity is not None, where
+                    assert identity["always"] == col.identity.always, where
 
             pk = insp.get_pk_constraint(name, schema=db_schema)
             assert pk["constrained_columns"] == [c.name for c in table.primary_key.columns], name
@@ -146,6 +160,25 @@ def assert_schema_matches_metadata(url: str, schema: str = "taskflow") -> None:
                 for ix in table.indexes
             }
             assert got_indexes == expected_indexes, name
+
+    if dialect == "postgresql":
+        # Heartbeats are UNLOGGED (no WAL), every other table is durable.
+        persistence = table_persistence(url, schema)
+        assert persistence == {
+            t.name: "u" if t.info.get("unlogged") else "p" for t in metadata.tables.values()
+        }
+
+
+def table_persistence(url: str, schema: str) -> dict[str, str]:
+    """``relpersistence`` of every table of a Postgres schema (p: logged, u: unlogged)."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT c.relname, c.relpersistence FROM pg_class c "
+            "JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = %s AND c.relkind = 'r'",
+            (schema,),
+        ).fetchall()
+    return {name: str(p) for name, p in rows}
 
 
 # -- versions ----------------------------------------------------------------------------
@@ -277,3 +310,112 @@ def test_missing_sqlite_folder_is_a_clear_error(tmp_path: Any) -> None:
     url = f"sqlite:///{tmp_path / 'missing' / 'db.sqlite3'}"
     with opened(url) as b, pytest.raises(DatabaseConnectionError, match="does not exist"):
         b.migrate()
+
+
+# -- upgrading a database that holds work ----------------------------------------------------
+
+V1_ROWS = [
+    # id, status, queue, priority, executor_id, attempts, created_at, output
+    ("v1-waiting-late", "ENQUEUED", "emails", 0, None, 0, NOW + 2, None),
+    ("v1-waiting-early", "ENQUEUED", "emails", 0, None, 0, NOW + 1, None),
+    ("v1-urgent", "ENQUEUED", "emails", 3, None, 0, NOW + 3, None),
+    ("v1-running", "PENDING", "emails", 0, "exec-old", 2, NOW, None),
+    ("v1-done", "SUCCESS", None, 0, "exec-old", 1, NOW, '"result"'),
+]
+
+
+def build_v1_database(url: str) -> None:
+    """A database exactly as version 1 left it, holding workflows and a step."""
+    postgres = is_postgres(url)
+    dialect = "postgresql" if postgres else "sqlite"
+    schema = "taskflow" if postgres else None
+    prefix = '"taskflow".' if postgres else ""
+    ddl = bootstrap_statements(dialect, schema) + migration_statements(
+        MIGRATIONS[0], dialect, schema
+    )
+    mark = "%s" if postgres else "?"
+    insert_workflow = (
+        f"INSERT INTO {prefix}workflows (id, name, status, queue, priority, inputs, output, "
+        "executor_id, app_version, attempts, created_at, updated_at, started_at) VALUES "
+        f"({', '.join([mark] * 13)})"
+    )
+    workflows = [
+        (
+            wid,
+            "orders.process",
+            status,
+            queue,
+            prio,
+            '{"args":[]}',
+            output,
+            executor,
+            "v1",
+            attempts,
+            created,
+            created,
+            created if executor else None,
+        )
+        for wid, status, queue, prio, executor, attempts, created, output in V1_ROWS
+    ]
+    insert_step = (
+        f"INSERT INTO {prefix}steps (workflow_id, step_id, name, output) VALUES "
+        f"({mark}, {mark}, {mark}, {mark})"
+    )
+    record = (
+        f"INSERT INTO {prefix}{MIGRATIONS_TABLE} (version, name, applied_at) VALUES "
+        f"({mark}, {mark}, {mark})"
+    )
+    if postgres:
+        with psycopg.connect(url) as conn:  # one transaction, committed on exit
+            for statement in ddl:
+                conn.execute(statement.encode())
+            conn.cursor().executemany(insert_workflow, workflows)
+            conn.execute(insert_step, ("v1-running", 0, "charge", '"paid"'))
+            conn.execute(record, (1, MIGRATIONS[0].name, NOW))
+        return
+    lite = sqlite3.connect(url.removeprefix("sqlite:///"))
+    try:
+        with lite:
+            for statement in ddl:
+                lite.execute(statement)
+            lite.executemany(insert_workflow, workflows)
+            lite.execute(insert_step, ("v1-running", 0, "charge", '"paid"'))
+            lite.execute(record, (1, MIGRATIONS[0].name, NOW))
+    finally:
+        lite.close()
+
+
+def test_version_1_database_with_rows_migrates_and_keeps_them(empty_database_url: str) -> None:
+    url = empty_database_url
+    build_v1_database(url)
+    with opened(url) as b:
+        assert b.schema_version() == 1
+        assert b.migrate() == LATEST_VERSION - 1
+        assert b.schema_version() == LATEST_VERSION
+
+        for wid, status, queue, prio, executor, attempts, created, output in V1_ROWS:
+            row = b.get_workflow(wid)
+            assert row is not None, wid
+            # Every version 1 field kept...
+            assert (row.name, row.inputs, row.app_version) == (
+                "orders.process",
+                '{"args":[]}',
+                "v1",
+            )
+            assert row.started_at == (created if executor else None)
+            assert (row.status, row.queue, row.priority or 0, row.executor_id) == (
+                Status(status),
+                queue,
+                prio,
+                executor,
+            )
+            assert (row.attempts, row.created_at, row.output) == (attempts, created, output)
+            assert row.retries == 0  # ...and the new column filled in
+        assert [s.output for s in b.load_steps("v1-running")] == ['"paid"']
+
+        # Old rows are claimable in the new order: priority 0 first, then FIFO.
+        claimed = b.claim("exec-new", ["emails"], "v1", 10, NOW + 100)
+        assert [r.id for r in claimed] == ["v1-waiting-early", "v1-waiting-late", "v1-urgent"]
+        assert b.stale_executors(NOW) == [("exec-new", False), ("exec-old", False)]
+    assert migration_rows(url) == [(m.version, m.name) for m in MIGRATIONS]
+    assert_schema_matches_metadata(url)

@@ -1,11 +1,13 @@
 """Helpers of the integration tests: an injectable clock, polling with a deadline, a simulated
-crash, raw row counts, and running :mod:`crashapp` in child processes."""
+crash, raw row counts, running :mod:`crashapp` in child processes, and running ``taskflow
+worker`` processes on :mod:`workerapp`."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +20,7 @@ from typing import Any
 
 import psycopg
 
-from . import crashapp
+from . import crashapp, workerapp
 
 CRASHAPP = Path(crashapp.__file__).resolve()
 PROCESS_LIMIT = 60.0
@@ -62,15 +64,21 @@ class SimulatedCrash(BaseException):
     not an ``Exception``, so the workflow stays PENDING, as after a real crash."""
 
 
-def wait_for(condition: Callable[[], bool], what: str, limit: float = PROCESS_LIMIT) -> None:
-    """Poll ``condition`` until it holds; fail naming ``what`` after ``limit`` seconds."""
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    limit: float = PROCESS_LIMIT,
+    interval: float = 0.02,
+) -> None:
+    """Poll ``condition`` until it holds; fail naming ``what`` after ``limit`` seconds.
+    Polls back off to one every ``interval`` seconds."""
     give_up = time.monotonic() + limit
     delay = 0.001
     while not condition():
         if time.monotonic() > give_up:
             raise AssertionError(f"timed out after {limit}s waiting for {what}")
         time.sleep(delay)
-        delay = min(delay * 2, 0.02)
+        delay = min(delay * 2, interval)
 
 
 def workflow_ids(database_url: str) -> list[str]:
@@ -174,3 +182,237 @@ def side_effects(workdir: Path) -> list[tuple[str, int]]:
 def side_effect_counts(workdir: Path) -> Counter[str]:
     """How many times each label ran."""
     return Counter(label for label, _ in side_effects(workdir))
+
+
+# -- `taskflow worker` processes ------------------------------------------------------------
+REPO_ROOT = Path(__file__).resolve().parents[2]
+WORKER_APP = "tests.integration.workerapp:app"
+TASKFLOW_CLI = [sys.executable, "-c", "from taskflow.cli import main; main()"]
+"""The ``taskflow`` command (``python -m taskflow.cli`` would not run ``main``)."""
+
+
+def worker_env(
+    database_url: str,
+    workdir: Path,
+    *,
+    threads: int | None = None,
+    shutdown_timeout: float | None = None,
+    app_version: str | None = None,
+) -> dict[str, str]:
+    """Environment of a process that loads :mod:`workerapp`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TASKFLOW_")}
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p
+    )
+    env[workerapp.DATABASE_URL_ENV] = database_url
+    env[workerapp.WORKDIR_ENV] = str(workdir)
+    if threads is not None:
+        env[workerapp.THREADS_ENV] = str(threads)
+    if shutdown_timeout is not None:
+        env[workerapp.SHUTDOWN_TIMEOUT_ENV] = str(shutdown_timeout)
+    if app_version is not None:
+        env[workerapp.VERSION_ENV] = app_version
+    return env
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` runs and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as fh:
+            stat = fh.read()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2 :].split()[0] != "Z"
+
+
+def child_pids(pid: int) -> set[int]:
+    """Live child processes of ``pid`` (from ``/proc/<pid>/task/*/children``)."""
+    found: set[int] = set()
+    task_dir = Path(f"/proc/{pid}/task")
+    try:
+        tasks = list(task_dir.iterdir())
+    except OSError:
+        return found
+    for task in tasks:
+        try:
+            text = (task / "children").read_text(encoding="ascii")
+        except OSError:
+            continue
+        found.update(int(p) for p in text.split())
+    return {p for p in found if pid_alive(p)}
+
+
+class WorkerProcess:
+    """One ``taskflow worker`` process started by a test; its output goes to a log file."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path, name: str) -> None:
+        self.proc = proc
+        self.log_path = log
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"<worker {self.name} pid {self.pid}>"
+
+    @property
+    def pid(self) -> int:
+        """Process id of the worker (the parent of its children)."""
+        return self.proc.pid
+
+    def log(self) -> str:
+        """Everything it wrote to stdout and stderr so far."""
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def children(self) -> set[int]:
+        """Its live child processes."""
+        return child_pids(self.pid)
+
+    def alive(self) -> bool:
+        """True while it runs."""
+        return self.proc.poll() is None
+
+    def assert_alive(self) -> None:
+        """Fail, showing its log, if it exited."""
+        if self.proc.poll() is not None:
+            raise AssertionError(
+                f"worker {self.name} exited with {self.proc.returncode}:\n{self.log()}"
+            )
+
+    def wait_for_log(self, text: str, limit: float = PROCESS_LIMIT) -> None:
+        """Wait until ``text`` appears in its output (failing if it exits first)."""
+
+        def logged() -> bool:
+            if text in self.log():
+                return True
+            self.assert_alive()
+            return False
+
+        wait_for(logged, f"{text!r} in the log of worker {self.name}", limit)
+
+    def wait_ready(self) -> None:
+        """Wait for its ``<name> ready.`` line."""
+        self.wait_for_log(f"{self.name} ready.")
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` to the worker process only."""
+        os.kill(self.pid, signum)
+
+    def wait_exit(self, limit: float = PROCESS_LIMIT) -> int:
+        """Wait for it to exit; return its exit code."""
+        try:
+            return self.proc.wait(timeout=limit)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(
+                f"worker {self.name} did not exit within {limit}s:\n{self.log()}"
+            ) from None
+
+    def kill(self) -> None:
+        """SIGKILL it and everything in its process group, and reap it."""
+        if self.proc.returncode is None:
+            # Not reaped yet, so the group id cannot name anyone else's processes.
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+        self.proc.wait(timeout=PROCESS_LIMIT)
+
+
+class Workers:
+    """Starts ``taskflow worker`` processes for one test and kills what is left at the end."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.workdir = workdir
+        self.started: list[WorkerProcess] = []
+
+    def start(
+        self,
+        database_url: str,
+        *args: str,
+        name: str | None = None,
+        ready: bool = True,
+        threads: int | None = None,
+        shutdown_timeout: float | None = None,
+        app_version: str | None = None,
+        app: str = WORKER_APP,
+    ) -> WorkerProcess:
+        """Start ``taskflow worker -A <app> -n <name> -l info <args>``; with ``ready``, wait
+        for its ready line."""
+        name = name or f"w{len(self.started) + 1}"
+        log = self.workdir / f"worker-{name}.log"
+        env = worker_env(
+            database_url,
+            self.workdir,
+            threads=threads,
+            shutdown_timeout=shutdown_timeout,
+            app_version=app_version,
+        )
+        with open(log, "wb") as out:
+            proc = subprocess.Popen(
+                [*TASKFLOW_CLI, "worker", "-A", app, "-n", name, "-l", "info", *args],
+                env=env,
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own process group: killed as one at the end
+            )
+        worker = WorkerProcess(proc, log, name)
+        self.started.append(worker)
+        if ready:
+            worker.wait_ready()
+        return worker
+
+    def close(self) -> None:
+        """Kill every worker still running (and its children)."""
+        for worker in self.started:
+            worker.kill()
+
+
+def read_side_effects(workdir: Path) -> list[tuple[str, str, str, int]]:
+    """The ``(label, workflow id, step, pid)`` lines :mod:`workerapp` appended, in order."""
+    path = workdir / workerapp.SIDE_EFFECTS
+    if not path.exists():
+        return []
+    out: list[tuple[str, str, str, int]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        label, wid, step, pid = line.split()
+        out.append((label, wid, step, int(pid)))
+    return out
+
+
+def step_counts(workdir: Path) -> Counter[tuple[str, str]]:
+    """How many times each ``(workflow id, step)`` ran."""
+    return Counter((wid, step) for _, wid, step, _ in read_side_effects(workdir))
+
+
+def read_events(workdir: Path) -> list[dict[str, Any]]:
+    """The JSON events :mod:`workerapp` appended, in order."""
+    path = workdir / workerapp.EVENTS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def status_counts(database_url: str) -> Counter[str]:
+    """How many workflows have each status, read with a plain driver (not taskflow)."""
+    rows: list[tuple[Any, ...]]
+    query = "SELECT status, count(*) FROM {} GROUP BY status"
+    if database_url.startswith("sqlite"):
+        path = database_url.removeprefix("sqlite:///")
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            rows = conn.execute(query.format("workflows")).fetchall()
+    else:
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            rows = conn.execute(query.format("taskflow.workflows")).fetchall()
+    return Counter({str(status): int(count) for status, count in rows})
+
+
+def release(workdir: Path, *workflow_ids: str) -> None:
+    """Let the blocking step of these :data:`workerapp.SLOW` workflows return."""
+    for wid in workflow_ids:
+        (workdir / f"release-{wid}").write_text("", encoding="utf-8")
+
+
+def blocked_pid(workdir: Path, workflow_id: str) -> int | None:
+    """Pid of the process whose blocking step of ``workflow_id`` waits now (None: none yet)."""
+    marker = workdir / f"blocked-{workflow_id}"
+    if not marker.exists():
+        return None
+    return int(marker.read_text(encoding="utf-8"))

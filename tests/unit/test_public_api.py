@@ -16,7 +16,11 @@ CURATED = {
     "DatabaseConnectionError",
     "ErrorInfo",
     "MaxRecoveryAttemptsExceededError",
+    "MaxRetriesExceededError",
     "NonDeterministicWorkflowError",
+    "Queue",
+    "Request",
+    "Retry",
     "SerializationError",
     "SoftTimeLimitExceeded",
     "Status",
@@ -36,6 +40,8 @@ CURATED = {
     "WorkflowInfo",
     "__version__",
     "current",
+    "shared_task",
+    "signals",
 }
 
 # The errors API.md promises, by name.

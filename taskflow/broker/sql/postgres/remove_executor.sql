@@ -1,0 +1,1 @@
+DELETE FROM {schema}.executors WHERE executor_id = %(executor_id)s

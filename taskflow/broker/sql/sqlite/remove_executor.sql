@@ -1,0 +1,1 @@
+DELETE FROM executors WHERE executor_id = :executor_id
