@@ -77,7 +77,7 @@ class Taskflow(ExecutionMixin):
         self._presence: Heartbeat | None = None
         self._shared_executor = False
         self._worker_executor_id: str | None = None
-        self._discover: list[tuple[list[str], str]] = []
+        self._discover: list[tuple[Iterable[str] | Callable[[], Iterable[str]], str]] = []
         shared.register_app(self)
 
     def __repr__(self) -> str:
@@ -359,13 +359,18 @@ class Taskflow(ExecutionMixin):
         ``@app.task`` / ``@shared_task`` functions register. Done when the app is finalized:
         by the worker at start, or on first use of the registry; a package without such a
         module is skipped."""
-        self._discover.append((list(packages() if callable(packages) else packages), related_name))
+        if isinstance(packages, str):
+            packages = [packages]
+        self._discover.append((packages, related_name))
 
     def finalize(self) -> None:
-        """Run pending ``autodiscover_tasks`` imports now (idempotent)."""
+        """Run pending ``autodiscover_tasks`` imports now (idempotent). A callable given to
+        ``autodiscover_tasks`` is called here, as Celery does, so it may read settings that
+        are only ready later (Django's INSTALLED_APPS)."""
         while self._discover:
             packages, related_name = self._discover.pop(0)
-            shared.autodiscover(packages, related_name)
+            names = packages() if callable(packages) else packages
+            shared.autodiscover([names] if isinstance(names, str) else list(names), related_name)
 
     def get_workflow(self, name: str) -> Workflow[..., Any]:
         """A registered workflow by name, or :class:`UnknownWorkflowError`."""
@@ -451,12 +456,18 @@ class Taskflow(ExecutionMixin):
         """
         if self.conf.task_always_eager and connection is None:
             return [
-                wf.apply(
-                    args,
-                    kwargs,
-                    workflow_id=options.workflow_id,
-                    timeout=options.timeout,
-                    user=options.user,
+                self._handle(
+                    self._run_direct(
+                        wf,
+                        args,
+                        kwargs,
+                        options.workflow_id,
+                        options.timeout,
+                        options.user,
+                        raise_error=False,
+                        eager=True,
+                    ),
+                    wf,
                 )
                 for args, kwargs in calls
             ]
@@ -495,7 +506,7 @@ class Taskflow(ExecutionMixin):
             results = broker.enqueue_on(connection, news, now)
         else:
             results = broker.enqueue(news, now)
-        done = resolve(broker, results, options, queue)
+        done = resolve(broker, results, options, queue, wf.name)
         if parent is not None and step_id is not None:
             parent.checkpoint(
                 StepRow(

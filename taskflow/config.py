@@ -68,7 +68,7 @@ class Config:
     worker_pool: str = "prefork"
     """``prefork``, ``threads`` or ``solo``. ``taskflow worker -P`` overrides it."""
 
-    worker_threads: int = 4
+    worker_threads: int = 8
     """Workflows one prefork child runs at once, each in its own thread. Durable workflows
     mostly wait on the database, so a few per process keep throughput up without one process
     per workflow; set 1 for CPU-bound tasks (Celery's one task per process)."""

@@ -12,7 +12,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from taskflow.broker.base import Broker
-from taskflow.errors import ConfigurationError, WorkflowDeduplicatedError
+from taskflow.errors import (
+    ConfigurationError,
+    WorkflowConflictError,
+    WorkflowDeduplicatedError,
+)
 from taskflow.models import EnqueueResult, NewWorkflow
 from taskflow.queues import Queue
 from taskflow.status import Status
@@ -126,13 +130,27 @@ def new_workflows(
 
 
 def resolve(
-    broker: Broker, results: Sequence[EnqueueResult], options: EnqueueOptions, queue: str
+    broker: Broker,
+    results: Sequence[EnqueueResult],
+    options: EnqueueOptions,
+    queue: str,
+    name: str,
 ) -> list[str]:
-    """The id each enqueue stands for: the new one, the existing one for a taken id, or
-    (dedup) the holder's with ``return_existing``; ``reject`` raises."""
+    """The id each enqueue stands for: the new one, the existing one for a taken id (which
+    must belong to a workflow of the same name), or (dedup) the holder's with
+    ``return_existing``; ``reject`` raises."""
     ids: list[str] = []
     for result in results:
-        if result.created or result.conflict == "id":
+        if result.created:
+            ids.append(result.id)
+            continue
+        if result.conflict == "id":
+            existing = broker.get_workflow(result.existing_id or result.id)
+            if existing is not None and existing.name != name:
+                raise WorkflowConflictError(
+                    f"workflow id {existing.id!r} belongs to workflow {existing.name!r}, "
+                    f"not {name!r}"
+                )
             ids.append(result.existing_id or result.id)
             continue
         holder = result.existing_id or broker.find_dedup(queue, options.dedup_id or "")

@@ -72,6 +72,8 @@ class Retry(TaskflowError):
         self.exc = exc
         self.when = when
         """Seconds until the retry."""
+        self.checked = False
+        """True when ``self.retry()`` raised it, having checked ``max_retries`` already."""
 
 
 class MaxRetriesExceededError(TaskflowError):

@@ -32,7 +32,7 @@ from taskflow.models import Finish, NewWorkflow, StepRow, WorkflowRow
 from taskflow.recovery import is_dead_local_executor
 from taskflow.serialization import decode_error, encode_error
 from taskflow.status import Status
-from taskflow.task import Workflow
+from taskflow.task import Workflow, request_of
 from taskflow.workflow import (
     Outcome,
     WorkflowContext,
@@ -129,6 +129,7 @@ class ExecutionMixin:
         if parent is not None:
             parent_step, recorded = parent.take_step_id(wf.name)
             if recorded is not None:
+                parent.failed_step = parent_step if recorded.error is not None else None
                 return recorded.child_workflow_id or "", recorded.output, recorded.error
             workflow_id = workflow_id or f"{parent.workflow_id}-{parent_step}"
         inputs = wf.signature.encode_inputs(args, kwargs, f"workflow {wf.name!r}")
@@ -177,6 +178,7 @@ class ExecutionMixin:
                     finished_at=now_ms(self.clock),
                 )
             )
+            parent.failed_step = parent_step if error is not None else None
         return wid, final.output, error
 
     def _ensure_presence(self) -> None:
@@ -231,6 +233,7 @@ class ExecutionMixin:
     def _take_over(self, wf: Workflow[..., Any], workflow_id: str, owner: str) -> Outcome | None:
         """Claim a PENDING workflow from ``owner`` (counting one attempt) and run it here, or
         park it past ``max_recovery_attempts``. None if someone else claimed it first."""
+        self._ensure_presence()
         row = self.broker.claim_for_recovery(
             workflow_id, owner, self.executor_id, now_ms(self.clock)
         )
@@ -296,12 +299,15 @@ class ExecutionMixin:
         mode: WorkerMode | None,
         eager: bool,
     ) -> Outcome:
-        resumed = isinstance(row_or_new, WorkflowRow)
         attempt = row_or_new.attempts if isinstance(row_or_new, WorkflowRow) else 1
         retries = row_or_new.retries if isinstance(row_or_new, WorkflowRow) else 0
         broker = self.broker
         fn = wf._callable()
+        # A workflow started here, or claimed for the first time, has no history to load;
+        # anything else loads it when its first step is reached.
+        fresh = not isinstance(row_or_new, WorkflowRow) or row_or_new.fresh
         while True:
+            history = not fresh or retries > row_or_new_retries(row_or_new)
             ctx = WorkflowContext(
                 broker=broker,
                 clock=self.clock,
@@ -319,7 +325,7 @@ class ExecutionMixin:
                 eager=eager,
                 load_recorded=(
                     (lambda: {s.step_id: s for s in broker.load_steps(workflow_id)})
-                    if resumed or retries or attempt > 1 or mode is not None
+                    if history
                     else None
                 ),
             )
@@ -335,8 +341,11 @@ class ExecutionMixin:
             delay = self._retry_delay(wf, outcome.exception, retries)
             if delay is not None:
                 signals.task_retry.send(
-                    sender=wf, request=wf.request, reason=outcome.exception, einfo=None
+                    sender=wf, request=request_of(ctx), reason=outcome.exception, einfo=None
                 )
+                if ctx.failed_step is not None:
+                    # The step whose error ended this run runs again on the retry.
+                    broker.forget_step(workflow_id, ctx.failed_step)
                 cause = outcome.exception
                 if isinstance(cause, Retry) and cause.exc is not None:
                     cause = cause.exc
@@ -354,7 +363,6 @@ class ExecutionMixin:
                 log.info("retrying workflow %r (%s) in %.3gs", workflow_id, wf.name, delay)
                 self.clock.sleep(delay)
                 retries += 1
-                resumed = True
                 continue
             self._send_outcome_signals(wf, workflow_id, args, kwargs, outcome)
             if mode is not None and mode.defer_finish:
@@ -371,6 +379,10 @@ class ExecutionMixin:
         if exc is None:
             return None
         if isinstance(exc, Retry):
+            # self.retry() checked the limit itself; a Retry raised any other way (or
+            # replayed from a step) is held to the workflow's max_retries.
+            if not exc.checked and not wf.retry_policy.retries_left(retries):
+                return None
             return exc.when if exc.when is not None else wf.retry_policy.default_retry_delay
         if wf.retry_policy.should_autoretry(exc, retries):
             return wf.retry_policy.delay(retries)
@@ -484,6 +496,11 @@ class ExecutionMixin:
             self._take_over(wf, ref.id, ref.executor_id)
             handles.append(self._handle(ref.id, wf))
         return handles
+
+
+def row_or_new_retries(row_or_new: WorkflowRow | NewWorkflow) -> int:
+    """Retries recorded on the row this execution started from."""
+    return row_or_new.retries if isinstance(row_or_new, WorkflowRow) else 0
 
 
 def _stored(row: WorkflowRow) -> Outcome:

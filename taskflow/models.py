@@ -81,6 +81,9 @@ class WorkflowRow(msgspec.Struct, kw_only=True):
     expires_at: int | None = None
     retries: int = 0
     """Workflow-level retries so far (Celery's ``request.retries``)."""
+    fresh: bool = False
+    """Set by a claim that started it for the first time: no step can be recorded yet. Not
+    stored; False whenever unknown."""
 
 
 class StepRow(msgspec.Struct, kw_only=True):

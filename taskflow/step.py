@@ -71,6 +71,7 @@ def run_step(
     if recorded is None:
         ctx.check_deadline()
         recorded = ctx.checkpoint(_attempt(ctx, step, step_id, args, kwargs))
+    ctx.failed_step = step_id if recorded.error is not None else None
     if recorded.error is not None:
         raise decode_error(recorded.error)
     return step.signature.decode_result(recorded.output or "null")  # type: ignore[no-any-return]

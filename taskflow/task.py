@@ -9,14 +9,15 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar
 
 from taskflow.errors import ConfigurationError, MaxRetriesExceededError, Retry
 from taskflow.handle import WorkflowHandle
+from taskflow.queues import validate_queue_name
 from taskflow.retry import WorkflowRetryPolicy
 from taskflow.serialization import Signature
-from taskflow.workflow import current_context
+from taskflow.workflow import WorkflowContext, current_context
 
 if TYPE_CHECKING:
     from taskflow.app import Taskflow
@@ -107,8 +108,11 @@ class Workflow(Generic[P, R]):
                 f"{owner}: soft_time_limit ({soft_time_limit}) must not exceed time_limit "
                 f"({time_limit})"
             )
-        if queue is not None and (not isinstance(queue, str) or not queue):
-            raise ConfigurationError(f"{owner}: queue must be a non-empty string, got {queue!r}")
+        if queue is not None:
+            try:
+                validate_queue_name(queue)
+            except ConfigurationError as exc:
+                raise ConfigurationError(f"{owner}: {exc}") from None
         check_priority(priority)
         self.app = app
         self.fn = fn
@@ -145,22 +149,7 @@ class Workflow(Generic[P, R]):
     @property
     def request(self) -> Request:
         """The running workflow's request (``self.request`` in a bound task)."""
-        ctx = current_context()
-        if ctx is None:
-            return Request()
-        return Request(
-            id=ctx.workflow_id,
-            name=ctx.name,
-            args=ctx.args,
-            kwargs=dict(ctx.kwargs),
-            retries=ctx.retries,
-            attempt=ctx.attempt,
-            queue=ctx.queue,
-            user=ctx.user,
-            app_version=ctx.app_version,
-            is_eager=ctx.eager,
-            called_directly=False,
-        )
+        return request_of(current_context())
 
     def retry(
         self,
@@ -186,12 +175,16 @@ class Workflow(Generic[P, R]):
                 f"{max_retries if max_retries is not None else self.max_retries}"
             )
         if eta is not None:
-            when = max(0.0, eta.timestamp() - self.app.clock.now())
+            # A naive eta is UTC, as in apply_async (Celery's enable_utc).
+            aware = eta if eta.tzinfo is not None else eta.replace(tzinfo=UTC)
+            when = max(0.0, aware.timestamp() - self.app.clock.now())
         elif countdown is not None:
             when = float(countdown)
         else:
             when = float(self.retry_policy.default_retry_delay)
-        raise Retry(f"retry in {when:g}s", exc=exc, when=when)
+        retry = Retry(f"retry in {when:g}s", exc=exc, when=when)
+        retry.checked = True
+        raise retry
 
     # -- running here --------------------------------------------------------------------------
     def apply(
@@ -312,6 +305,26 @@ class Workflow(Generic[P, R]):
         return self.signature.decode_result(raw)
 
 
+def request_of(ctx: WorkflowContext | None) -> Request:
+    """The request a bound task sees for the running workflow ``ctx`` (an empty one outside
+    any workflow)."""
+    if ctx is None:
+        return Request()
+    return Request(
+        id=ctx.workflow_id,
+        name=ctx.name,
+        args=ctx.args,
+        kwargs=dict(ctx.kwargs),
+        retries=ctx.retries,
+        attempt=ctx.attempt,
+        queue=ctx.queue,
+        user=ctx.user,
+        app_version=ctx.app_version,
+        is_eager=ctx.eager,
+        called_directly=False,
+    )
+
+
 def pick_id(workflow_id: str | None, task_id: str | None) -> str | None:
     """The id from ``workflow_id`` or its alias ``task_id``."""
     if workflow_id is not None and task_id is not None and workflow_id != task_id:
@@ -357,4 +370,5 @@ __all__ = [
     "check_priority",
     "check_seconds",
     "pick_id",
+    "request_of",
 ]

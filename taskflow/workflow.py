@@ -69,6 +69,9 @@ class WorkflowContext:
     """Loads ``recorded`` when the first step is reached, so a workflow that records no step
     (or a fresh one) costs no query."""
     next_step: int = 0
+    failed_step: int | None = None
+    """The last step reached, when its outcome was an error: a workflow-level retry forgets
+    that error so the step runs again."""
     cancelled: bool = False
     """Set when this workflow itself was found cancelled (not when code it called raised
     WorkflowCancelledError, such as a cancelled child)."""

@@ -144,6 +144,11 @@ class Broker(abc.ABC):
         status, so a cancelled workflow stops at its next step."""
 
     @abc.abstractmethod
+    def forget_step(self, workflow_id: str, step_id: int) -> bool:
+        """Delete a step's recorded *error* (never a success), so that a retry of the
+        workflow runs that step again. True if one was deleted."""
+
+    @abc.abstractmethod
     def load_steps(self, workflow_id: str) -> list[StepRow]:
         """Every recorded step of a workflow, in order."""
 

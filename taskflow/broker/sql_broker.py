@@ -256,6 +256,11 @@ class SQLBroker(Broker):
         row = self._one("get_step", {"workflow_id": workflow_id, "step_id": step_id})
         return step_row(row) if row is not None else None
 
+    def forget_step(self, workflow_id: str, step_id: int) -> bool:
+        """Delete a recorded step error (one statement)."""
+        rows = self._all("forget_step", {"workflow_id": workflow_id, "step_id": step_id})
+        return bool(rows)
+
     def load_steps(self, workflow_id: str) -> list[StepRow]:
         """Recorded steps in order."""
         return [step_row(r) for r in self._all("load_steps", {"workflow_id": workflow_id})]

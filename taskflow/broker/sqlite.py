@@ -30,6 +30,9 @@ from taskflow.errors import ConfigurationError, DatabaseConnectionError
 from taskflow.models import EnqueueResult, Finish, NewWorkflow, QueueTick, StepRow, WorkflowRow
 from taskflow.status import Status
 
+_INHERITED: list[sqlite3.Connection] = []
+"""Connections a forked child inherited; see ``SQLiteBroker._conn``."""
+
 _SYNCHRONOUS = {"OFF", "NORMAL", "FULL", "EXTRA"}
 
 
@@ -93,7 +96,10 @@ class SQLiteBroker(SQLBroker):
 
     def _conn(self) -> sqlite3.Connection:
         if self._pid != os.getpid():
-            # A forked child must not use the parent's file handles.
+            # A forked child must not use the parent's connections, nor close them: closing
+            # one would checkpoint and remove the WAL the parent still uses. Keep them
+            # referenced (never finalized) and open new ones.
+            _INHERITED.extend(self._all_conns)
             self._local = threading.local()
             self._all_conns = []
             self._pid = os.getpid()
@@ -139,6 +145,8 @@ class SQLiteBroker(SQLBroker):
             if self._pid == os.getpid():
                 for conn in self._all_conns:
                     conn.close()
+            else:
+                _INHERITED.extend(self._all_conns)
             self._all_conns = []
             self._local = threading.local()
 

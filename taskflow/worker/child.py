@@ -86,20 +86,22 @@ def child_main(app: Taskflow, conn: Connection, options: WorkerOptions, worker_i
     mode = WorkerMode(executor_id=worker_id, defer_finish=True)
     executor = Executor(app, mode, options.threads, report, name=f"taskflow-child-{os.getpid()}")
     executor.start()
+    code = 1
     try:
         while True:
             try:
                 message = decode_for_child(conn.recv_bytes())
             except (EOFError, OSError):
-                return 1  # the parent is gone
+                return code  # the parent is gone
             if isinstance(message, Run):
                 for row in message.rows:
                     executor.submit(row)
             else:
                 executor.stop()
-                return 0
+                code = 0
+                return code
     finally:
-        signals.worker_process_shutdown.send(sender=None)
+        signals.worker_process_shutdown.send(sender=None, pid=os.getpid(), exitcode=code)
         app.close()
 
 

@@ -19,7 +19,7 @@ class WorkerOptions:
     pool: str = "prefork"
     concurrency: int = 1
     """Prefork: child processes. Threads: threads. Solo: always 1."""
-    threads: int = 4
+    threads: int = 8
     """Workflows each prefork child runs at once."""
     queues: tuple[str, ...] = ("default",)
     name: str = field(default_factory=lambda: f"taskflow@{socket.gethostname()}")

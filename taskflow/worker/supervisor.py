@@ -295,6 +295,7 @@ class Worker:
 
     # -- shutdown --------------------------------------------------------------------------
     def _shutdown(self) -> None:
+        signals.worker_shutdown.send(sender=self)
         cold = self._stop_level >= 2 or bool(self.pool.running())
         self._closing.set()
         self._collect()  # outcomes that arrived before the kill are kept, not re-run
@@ -310,7 +311,6 @@ class Worker:
             self._listen_thread.join(timeout=self.options.poll_interval + 1)
         if self._listener is not None:
             self._listener.close()
-        signals.worker_shutdown.send(sender=self)
         self.app.close()
         os.close(self._wake_r)
         os.close(self._wake_w)

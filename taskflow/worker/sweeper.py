@@ -22,6 +22,11 @@ from taskflow.status import Status
 
 log = logging.getLogger("taskflow.worker")
 
+_REAP_EVERY = 30
+"""Sweeps between removals of long-dead heartbeat rows."""
+_REAP_AFTER = 10
+"""Heartbeat timeouts a silent executor's row is kept (it may still own PENDING work)."""
+
 _WAITING = {Status.PENDING, Status.ENQUEUED, Status.DELAYED}
 
 
@@ -40,6 +45,7 @@ class Sweeper:
         self._timeout = timeout
         self._monotonic = monotonic
         self._missing_since: dict[str, float] = {}
+        self._sweeps = 0
         self.recovered = 0
         """Workflows this sweeper gave back so far."""
 
@@ -68,7 +74,18 @@ class Sweeper:
             released += self._recover(executor_id)
             self._missing_since.pop(executor_id, None)
         self.recovered += released
+        self._sweeps += 1
+        if self._sweeps % _REAP_EVERY == 0:
+            self._reap(cutoff - int(self._timeout * 1000) * _REAP_AFTER)
         return released
+
+    def _reap(self, cutoff: int) -> None:
+        # Rows of processes that ran workflows directly and exited without app.close()
+        # own nothing any more, and nobody else removes them.
+        broker = self._app.broker
+        for beat in broker.list_executors():
+            if beat.executor_id != self._me and beat.heartbeat_at < cutoff:
+                broker.remove_executor(beat.executor_id)
 
     def _recover(self, executor_id: str) -> int:
         broker = self._app.broker

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import msgspec
+
 from taskflow.broker import Broker
 from taskflow.models import Finish, NewWorkflow
 from taskflow.status import Status
@@ -94,7 +96,11 @@ def test_claimed_rows_are_running_attempts_start_and_deadline(broker: Broker) ->
     assert (timed.executor_id, timed.attempts) == (EXECUTOR, 1)
     assert (timed.started_at, timed.deadline_at) == (NOW + 100, NOW + 5_100)
     assert (untimed.started_at, untimed.deadline_at) == (NOW + 100, None)
-    assert stored(broker, "timed") == timed
+    # "fresh" (first claim, no history to load) is reported by the claim, never stored, and
+    # only where the dialect can tell (Postgres); False is always safe.
+    assert stored(broker, "timed") == msgspec.structs.replace(timed, fresh=False)
+    if broker.dialect == "postgresql":
+        assert timed.fresh and untimed.fresh
 
     # A released workflow claimed again keeps its first start and its deadline.
     assert broker.release(EXECUTOR, ["timed"], NOW + 200, count_attempt=True) == ["timed"]
@@ -102,6 +108,7 @@ def test_claimed_rows_are_running_attempts_start_and_deadline(broker: Broker) ->
     assert [r.id for r in again] == ["timed"]
     assert (again[0].executor_id, again[0].attempts) == ("exec-b", 2)
     assert (again[0].started_at, again[0].deadline_at) == (NOW + 100, NOW + 5_100)
+    assert not again[0].fresh  # it may have recorded steps: its history must be loaded
 
 
 def test_claimed_row_is_never_claimed_again(broker: Broker) -> None:
@@ -264,3 +271,16 @@ def test_retry_later_is_guarded_by_owner_and_status(broker: Broker) -> None:
     assert not broker.retry_later("nope", EXECUTOR, NOW + 1, None, NOW)
     row = stored(broker, "wf-1")
     assert (row.status, row.executor_id, row.retries) == (Status.PENDING, EXECUTOR, 0)
+
+
+def test_a_started_workflow_no_longer_expires(broker: Broker) -> None:
+    # "expires" means "not started by then": once claimed, a workflow handed back (crash,
+    # shutdown) or waiting for a retry must resume, not be cancelled.
+    broker.enqueue([queued("short", expires_at=NOW + 1_000)], NOW)
+    (claimed,) = broker.claim(EXECUTOR, ["default"], VERSION, 10, NOW + 10)
+    assert claimed.expires_at is None
+    assert broker.release(EXECUTOR, ["short"], NOW + 20, count_attempt=True) == ["short"]
+    tick = broker.tick(NOW + 5_000)
+    assert tick.expired == 0
+    assert stored(broker, "short").status is Status.ENQUEUED
+    assert [r.id for r in claim_all(broker, now=NOW + 5_000)] == ["short"]

@@ -219,6 +219,20 @@ def test_record_step_twice_keeps_the_first_outcome(broker: Broker) -> None:
     assert broker.load_steps("wf-1") == [first]
 
 
+def test_forget_step_drops_only_a_recorded_error(broker: Broker) -> None:
+    broker.start_workflow(new_workflow(), NOW)
+    ok = step(0)
+    failed = StepRow(step_id=1, name="step-1", error='{"type_name":"x","message":"m"}')
+    broker.record_step("wf-1", ok)
+    broker.record_step("wf-1", failed)
+    assert broker.forget_step("wf-1", 0) is False  # a success is never forgotten
+    assert broker.forget_step("wf-1", 1) is True
+    assert broker.forget_step("wf-1", 1) is False
+    assert broker.load_steps("wf-1") == [ok]
+    # The step can now be recorded afresh.
+    assert broker.record_step("wf-1", step(1)).inserted
+
+
 def test_record_step_keeps_every_field(broker: Broker) -> None:
     broker.start_workflow(new_workflow(), NOW)
     failed = StepRow(
@@ -505,6 +519,7 @@ def test_both_dialects_have_the_same_query_names() -> None:
         "set_status",
         "record_step",
         "load_steps",
+        "forget_step",
         "list_pending",
         "claim_for_recovery",
         "enqueue",

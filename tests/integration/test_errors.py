@@ -125,7 +125,8 @@ def test_invalid_step_options_fail_at_decoration(
         ({"timeout": -1}, "timeout must be > 0 seconds, got -1"),
         ({"timeout": "10"}, "timeout must be > 0 seconds, got '10'"),
         ({"max_recovery_attempts": -1}, "max_recovery_attempts must be an integer >= 0, got -1"),
-        ({"queue": ""}, "queue must be a non-empty string"),
+        ({"queue": ""}, "a queue name must not be empty"),
+        ({"queue": "two words"}, "queue name"),
     ],
 )
 def test_invalid_workflow_options_fail_at_decoration(

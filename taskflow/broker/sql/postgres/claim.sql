@@ -12,7 +12,7 @@ WITH finished AS (
 ),
 -- Lowest priority first (0 = none), FIFO within it: the order of ix_workflows_claim.
 picked AS (
-    SELECT id
+    SELECT id, started_at IS NULL AS fresh
     FROM {schema}.workflows
     WHERE status = 'ENQUEUED'
       AND queue = ANY(%(queues)s::text[])
@@ -27,6 +27,8 @@ claimed AS (
     SET status = 'PENDING', executor_id = %(executor_id)s, attempts = w.attempts + 1,
         app_version = COALESCE(w.app_version, %(app_version)s),
         started_at = COALESCE(w.started_at, %(now)s),
+        -- Started now, so "expires" (not started by then) no longer applies.
+        expires_at = NULL,
         deadline_at = COALESCE(w.deadline_at, %(now)s + w.timeout_ms),
         updated_at = %(now)s
     -- ARRAY(...) rather than a join: even a generic plan (LIMIT unknown) then looks the few
@@ -37,8 +39,11 @@ claimed AS (
               w.started_at, w.finished_at, w.timeout_ms, w.deadline_at, w.partition_key,
               w.dedup_id, w.delay_until, w.expires_at, w.retries, w.seq
 )
-SELECT id, name, status, inputs, output, error, queue, executor_id, app_version, user_name,
-       parent_id, priority, attempts, created_at, started_at, finished_at, timeout_ms,
-       deadline_at, partition_key, dedup_id, delay_until, expires_at, retries
-FROM claimed
-ORDER BY priority, created_at, seq
+-- "fresh": claimed for the first time, so no step can be recorded yet and the executor
+-- skips loading its history.
+SELECT c.id, c.name, c.status, c.inputs, c.output, c.error, c.queue, c.executor_id,
+       c.app_version, c.user_name, c.parent_id, c.priority, c.attempts, c.created_at,
+       c.started_at, c.finished_at, c.timeout_ms, c.deadline_at, c.partition_key, c.dedup_id,
+       c.delay_until, c.expires_at, c.retries, p.fresh
+FROM claimed c JOIN picked p ON p.id = c.id
+ORDER BY c.priority, c.created_at, c.seq

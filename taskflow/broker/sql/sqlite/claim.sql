@@ -13,6 +13,8 @@ UPDATE workflows
 SET status = 'PENDING', executor_id = :executor_id, attempts = attempts + 1,
     app_version = COALESCE(app_version, :app_version),
     started_at = COALESCE(started_at, :now),
+    -- Started now, so "expires" (not started by then) no longer applies.
+    expires_at = NULL,
     deadline_at = COALESCE(deadline_at, :now + timeout_ms),
     updated_at = :now
 WHERE id IN (
