@@ -10,6 +10,9 @@ from pathlib import Path
 DIALECTS = ("postgres", "sqlite")
 """Every dialect a suite can run on, in report order."""
 
+DIALECT_NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
+"""How the report names each dialect."""
+
 POSTGRES_URL_ENV = "TASKFLOW_BENCH_POSTGRES_URL"
 """Environment variable naming the Postgres server to create scratch databases on."""
 
@@ -39,6 +42,10 @@ class Sizes:
 FULL = Sizes(rounds=5, n=300, warmup=50)
 QUICK = Sizes(rounds=2, n=20, warmup=5)
 
+THROUGHPUT_RUNS = 3
+"""Runs of each throughput workload unless ``--rounds`` says otherwise: one run of 50,000
+workflows takes from seconds to minutes, so fewer than the other suites' rounds."""
+
 
 @dataclass(frozen=True)
 class Options:
@@ -53,6 +60,8 @@ class Options:
     quick: bool
     command: str
     """The command line as typed, for the report."""
+    throughput_runs: int = THROUGHPUT_RUNS
+    """Runs of each workload in the throughput suite."""
 
 
 def default_postgres_url() -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import psycopg
 
-from bench.common import Options, progress
+from bench.common import DIALECT_NAMES, Options, progress
 from bench.databases import ScratchDatabase, scratch_database, sqlite_connect
 from bench.report import SuiteReport, Table
 from bench.stats import Summary, ms, rate
@@ -27,8 +27,6 @@ STEPS = 10
 
 TARGET_MS_PER_STEP = 0.5
 """The per-step overhead taskflow aims to stay under on a 2-core machine with local Postgres."""
-
-DIALECT_NAMES = {"postgres": "PostgreSQL", "sqlite": "SQLite"}
 
 
 @dataclass(frozen=True)

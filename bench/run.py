@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import direct
+from bench import direct, enqueue, latency, throughput
 from bench.common import (
     DEFAULT_OUTPUT,
     DEFAULT_POSTGRES_URL,
@@ -17,6 +17,7 @@ from bench.common import (
     FULL,
     POSTGRES_URL_ENV,
     QUICK,
+    THROUGHPUT_RUNS,
     BenchError,
     Options,
     Sizes,
@@ -43,6 +44,21 @@ SUITES: dict[str, Suite] = {
             "direct",
             "per-step overhead and direct workflow calls per second",
             direct.run,
+        ),
+        Suite(
+            "enqueue",
+            ".delay() one at a time and delay_many of 5,000, per second",
+            enqueue.run,
+        ),
+        Suite(
+            "throughput",
+            "workflows per second through `taskflow worker -c 2` with a full queue",
+            throughput.run,
+        ),
+        Suite(
+            "latency",
+            "enqueue-to-start and enqueue-to-done on an idle `taskflow worker -c 2`",
+            latency.run,
         ),
     )
 }
@@ -72,9 +88,17 @@ def parser() -> argparse.ArgumentParser:
         action="store_true",
         help="a fast smoke run; writes nothing unless --output is given",
     )
-    p.add_argument("--rounds", type=_positive, help=f"rounds (default {FULL.rounds})")
     p.add_argument(
-        "--n", type=_positive, help=f"timed calls of each kind per round (default {FULL.n})"
+        "--rounds",
+        type=_positive,
+        help=f"rounds (default {FULL.rounds}; runs of each workload in the throughput suite: "
+        f"default {THROUGHPUT_RUNS})",
+    )
+    p.add_argument(
+        "--n",
+        type=_positive,
+        help="timed calls of each kind per round, in the direct and enqueue suites "
+        f"(default {FULL.n})",
     )
     p.add_argument(
         "--warmup",
@@ -135,6 +159,7 @@ def options_from(args: argparse.Namespace, argv: Sequence[str]) -> Options:
         postgres_url=args.postgres_url,
         sqlite_synchronous=args.sqlite_synchronous,
         quick=args.quick,
+        throughput_runs=args.rounds or (preset.rounds if args.quick else THROUGHPUT_RUNS),
         command=" ".join(["python3 -m bench", *map(shlex.quote, argv)]),
     )
 

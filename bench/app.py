@@ -1,0 +1,162 @@
+"""The app the worker suites run: ``taskflow worker -A bench.app:app``.
+
+The worker is a separate process that imports this module, so the database comes from the
+environment: ``$TASKFLOW_BENCH_DATABASE_URL`` (else taskflow's own default:
+``$TASKFLOW_DATABASE_URL``, else ``sqlite:///taskflow.sqlite3``) and
+``$TASKFLOW_BENCH_SQLITE_SYNCHRONOUS``. The benchmark process builds its own copy of the same
+app on each scratch database with :func:`create_app`.
+
+Workflows: ``bench.noop`` (no steps) and ``bench.three_steps`` (three no-op steps).
+
+Profiling: with ``$TASKFLOW_BENCH_PROFILE`` naming a folder, a worker running this app profiles
+itself with cProfile (the parent's main loop from ``worker_ready`` on, and every thread of
+every prefork child) and writes one ``.prof`` file per thread into the folder as it stops.
+``python3 -m bench.profile <folder>`` prints them summed. The benchmark passes its environment
+on to the workers it starts, so ``TASKFLOW_BENCH_PROFILE=/tmp/prof python3 -m bench --suite
+throughput`` profiles every worker of the suite.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+from taskflow import Taskflow, signals
+from taskflow.task import Workflow
+
+DATABASE_URL_ENV = "TASKFLOW_BENCH_DATABASE_URL"
+"""The database the worker's copy of the app uses."""
+
+SQLITE_SYNCHRONOUS_ENV = "TASKFLOW_BENCH_SQLITE_SYNCHRONOUS"
+"""SQLite ``PRAGMA synchronous`` of the worker's copy (default: taskflow's)."""
+
+PROFILE_ENV = "TASKFLOW_BENCH_PROFILE"
+"""A folder: profile the worker into it (see the module's docstring)."""
+
+APP_SPEC = "bench.app:app"
+"""What ``taskflow worker -A`` is given."""
+
+APP_VERSION = "bench"
+"""Fixed, so the producer's and the worker's copies of the app agree."""
+
+NOOP = "bench.noop"
+THREE_STEPS = "bench.three_steps"
+
+
+@dataclass(frozen=True)
+class BenchApp:
+    """The app and its workflows."""
+
+    app: Taskflow
+    noop: Workflow[[], None]
+    """Start, run nothing, finish."""
+    three_steps: Workflow[[], None]
+    """Three checkpointed no-op steps."""
+
+    def workflow(self, name: str) -> Workflow[[], None]:
+        """One of the two workflows by name."""
+        return {NOOP: self.noop, THREE_STEPS: self.three_steps}[name]
+
+
+def create_app(database_url: str | None, sqlite_synchronous: str | None = None) -> BenchApp:
+    """The benchmark app on ``database_url`` (None: taskflow's default). Nothing connects until
+    first use."""
+    settings: dict[str, Any] = (
+        {} if sqlite_synchronous is None else {"sqlite_synchronous": sqlite_synchronous}
+    )
+    app = Taskflow("bench", database_url=database_url, app_version=APP_VERSION, **settings)
+
+    @app.step(name="bench.step")
+    def step() -> None:
+        return None
+
+    @app.workflow(name=NOOP)
+    def noop() -> None:
+        return None
+
+    @app.workflow(name=THREE_STEPS)
+    def three_steps() -> None:
+        step()
+        step()
+        step()
+
+    return BenchApp(app, noop, three_steps)
+
+
+# -- profiling (only with $TASKFLOW_BENCH_PROFILE) ----------------------------------------------
+
+
+class _Profiles:
+    """One cProfile profile per thread of this process, written out on demand."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self._lock = threading.Lock()
+        self._profiles: list[tuple[str, cProfile.Profile]] = []
+
+    def start_here(
+        self, _frame: FrameType | None = None, _event: str = "", _arg: object = None
+    ) -> None:
+        """Profile the calling thread from now on. Also usable as a ``threading.setprofile``
+        hook: the first event in a new thread replaces the hook with a profile of its own."""
+        sys.setprofile(None)
+        profile = cProfile.Profile()
+        with self._lock:
+            self._profiles.append((threading.current_thread().name, profile))
+        profile.enable()
+
+    def forget(self) -> None:
+        """Drop profiles a fork copied from the parent: they are not this process's."""
+        with self._lock:
+            self._profiles.clear()
+
+    def dump(self, role: str) -> None:
+        """Write every profile taken so far (its thread should have ended, or be this one)."""
+        with self._lock:
+            taken, self._profiles = self._profiles, []
+        self.folder.mkdir(parents=True, exist_ok=True)
+        for index, (thread, profile) in enumerate(taken):
+            safe = re.sub(r"[^A-Za-z0-9_.-]", "_", thread)
+            profile.dump_stats(self.folder / f"{role}-{os.getpid()}-{index}-{safe}.prof")
+
+
+def install_profiling(folder: Path) -> None:
+    """Profile the worker this module is loaded into (see the module's docstring)."""
+    profiles = _Profiles(folder)
+
+    def child_started(sender: object = None, **_named: object) -> None:
+        profiles.forget()
+        threading.setprofile(profiles.start_here)
+
+    def child_stopping(sender: object = None, **_named: object) -> None:
+        threading.setprofile(None)
+        profiles.dump("child")
+
+    def worker_ready(sender: object = None, **_named: object) -> None:
+        profiles.start_here()  # the supervisor's main loop: claims, finishes, collecting
+
+    def worker_stopping(sender: object = None, **_named: object) -> None:
+        profiles.dump("worker")
+
+    signals.worker_process_init.connect(child_started, dispatch_uid="bench.profile.init")
+    signals.worker_process_shutdown.connect(child_stopping, dispatch_uid="bench.profile.exit")
+    signals.worker_ready.connect(worker_ready, dispatch_uid="bench.profile.ready")
+    signals.worker_shutdown.connect(worker_stopping, dispatch_uid="bench.profile.shutdown")
+
+
+_bench = create_app(
+    os.environ.get(DATABASE_URL_ENV) or None, os.environ.get(SQLITE_SYNCHRONOUS_ENV) or None
+)
+app = _bench.app
+noop = _bench.noop
+three_steps = _bench.three_steps
+
+if os.environ.get(PROFILE_ENV):
+    install_profiling(Path(os.environ[PROFILE_ENV]))
