@@ -17,7 +17,7 @@ import psycopg
 
 from bench.common import DIALECT_NAMES, Options, progress
 from bench.databases import ScratchDatabase, scratch_database, sqlite_connect
-from bench.report import SuiteReport, Table
+from bench.report import SuiteReport, Table, suite_report
 from bench.stats import Summary, ms, rate
 from bench.timing import Batch, time_batch, time_interleaved
 from taskflow import Taskflow
@@ -201,11 +201,15 @@ def run(options: Options) -> SuiteReport:
 
 def render(results: Sequence[DialectResult], options: Options) -> SuiteReport:
     """The headline table, then the figures of every round."""
-    parts: list[str | Table] = []
-    if options.quick:
-        parts.append("**Quick smoke run (`--quick`): these figures are not representative.**")
-    parts.extend([_method(options), summary_table(results), "Each round:", rounds_table(results)])
-    return SuiteReport("direct", "Direct workflow calls: results", parts)
+    return suite_report(
+        "direct",
+        "Direct workflow calls: results",
+        options.quick,
+        _method(options),
+        summary_table(results),
+        "Each round:",
+        rounds_table(results),
+    )
 
 
 def _method(options: Options) -> str:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from bench.app import NOOP
 from bench.common import DIALECT_NAMES, BenchError, Options, progress
 from bench.databases import scratch_database
-from bench.report import SuiteReport, Table
+from bench.report import SuiteReport, Table, suite_report
 from bench.stats import Summary, ms, rate
 from bench.timing import Batch, time_batch
 from bench.workers import producer_app, workflow_rows
@@ -127,11 +127,15 @@ def run(options: Options) -> SuiteReport:
 
 def render(results: Sequence[DialectResult], options: Options) -> SuiteReport:
     """The headline table, then the figures of every round."""
-    parts: list[str | Table] = []
-    if options.quick:
-        parts.append("**Quick smoke run (`--quick`): these figures are not representative.**")
-    parts.extend([_method(options), summary_table(results), "Each round:", rounds_table(results)])
-    return SuiteReport("enqueue", "Enqueueing: results", parts)
+    return suite_report(
+        "enqueue",
+        "Enqueueing: results",
+        options.quick,
+        _method(options),
+        summary_table(results),
+        "Each round:",
+        rounds_table(results),
+    )
 
 
 def _method(options: Options) -> str:

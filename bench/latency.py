@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from bench.app import NOOP, BenchApp
 from bench.common import DIALECT_NAMES, BenchError, Options, progress
 from bench.databases import ScratchDatabase, scratch_database
-from bench.report import SuiteReport, Table
+from bench.report import SuiteReport, Table, suite_report
 from bench.stats import Summary, ms
 from bench.workers import (
     WorkerProcess,
@@ -186,11 +186,15 @@ def run(options: Options) -> SuiteReport:
 
 def render(results: Sequence[DialectResult], options: Options) -> SuiteReport:
     """The headline table, then the figures of every round."""
-    parts: list[str | Table] = []
-    if options.quick:
-        parts.append("**Quick smoke run (`--quick`): these figures are not representative.**")
-    parts.extend([_method(options), summary_table(results), "Each round:", rounds_table(results)])
-    return SuiteReport("latency", "Enqueue-to-start and enqueue-to-done latency: results", parts)
+    return suite_report(
+        "latency",
+        "Enqueue-to-start and enqueue-to-done latency: results",
+        options.quick,
+        _method(options),
+        summary_table(results),
+        "Each round:",
+        rounds_table(results),
+    )
 
 
 def _method(options: Options) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from bench.app import NOOP, THREE_STEPS, BenchApp
 from bench.common import DIALECT_NAMES, BenchError, Options, progress
 from bench.databases import ScratchDatabase, scratch_database
-from bench.report import SuiteReport, Table
+from bench.report import SuiteReport, Table, suite_report
 from bench.stats import Summary, rate
 from bench.workers import (
     WorkerProcess,
@@ -217,18 +217,15 @@ def run(options: Options) -> SuiteReport:
 
 def render(results: Sequence[DialectResult], options: Options) -> SuiteReport:
     """The headline table, then the figures of every run."""
-    parts: list[str | Table] = []
-    if options.quick:
-        parts.append("**Quick smoke run (`--quick`): these figures are not representative.**")
-    parts.extend(
-        [
-            _method(results, options),
-            summary_table(results, options),
-            "Each run:",
-            runs_table(results),
-        ]
+    return suite_report(
+        "throughput",
+        "Worker throughput: results",
+        options.quick,
+        _method(results, options),
+        summary_table(results, options),
+        "Each run:",
+        runs_table(results),
     )
-    return SuiteReport("throughput", "Worker throughput: results", parts)
 
 
 def _method(results: Sequence[DialectResult], options: Options) -> str:

@@ -300,14 +300,14 @@ class ExecutionMixin:
         eager: bool,
     ) -> Outcome:
         attempt = row_or_new.attempts if isinstance(row_or_new, WorkflowRow) else 1
-        retries = row_or_new.retries if isinstance(row_or_new, WorkflowRow) else 0
+        retries = first_retries = row_or_new.retries if isinstance(row_or_new, WorkflowRow) else 0
         broker = self.broker
         fn = wf._callable()
         # A workflow started here, or claimed for the first time, has no history to load;
         # anything else loads it when its first step is reached.
         fresh = not isinstance(row_or_new, WorkflowRow) or row_or_new.fresh
         while True:
-            history = not fresh or retries > row_or_new_retries(row_or_new)
+            history = not fresh or retries > first_retries
             ctx = WorkflowContext(
                 broker=broker,
                 clock=self.clock,
@@ -496,11 +496,6 @@ class ExecutionMixin:
             self._take_over(wf, ref.id, ref.executor_id)
             handles.append(self._handle(ref.id, wf))
         return handles
-
-
-def row_or_new_retries(row_or_new: WorkflowRow | NewWorkflow) -> int:
-    """Retries recorded on the row this execution started from."""
-    return row_or_new.retries if isinstance(row_or_new, WorkflowRow) else 0
 
 
 def _stored(row: WorkflowRow) -> Outcome:

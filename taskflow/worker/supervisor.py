@@ -264,9 +264,9 @@ class Worker:
             log.exception("queue maintenance failed")
             self._next_tick = now + self.options.poll_interval
             return
-        if tick.promoted:
-            self._maybe_work = True
-        self._maybe_work = True  # the polling fallback: look for work at least this often
+        # Promoted delayed work, or just the polling fallback: look for work at least this
+        # often.
+        self._maybe_work = True
         next_tick = now + self.options.poll_interval
         if tick.next_due is not None:
             due_in = (tick.next_due - now_ms(self.app.clock)) / 1000

@@ -92,9 +92,11 @@ class Sweeper:
         orphans = broker.orphans(executor_id)
         ids = {o.id for o in orphans}
         by_queue: dict[str, list[str]] = {}
+        wanted = 0
         for orphan in orphans:
             if self._left_to_parent(orphan, ids):
                 continue
+            wanted += 1
             by_queue.setdefault(self._queue_of(orphan), []).append(orphan.id)
         released: list[str] = []
         now = now_ms(self._app.clock)
@@ -108,7 +110,7 @@ class Sweeper:
                 executor_id,
                 len(released),
             )
-        if len(released) == len(orphans) - sum(1 for o in orphans if self._left_to_parent(o, ids)):
+        if len(released) == wanted:
             broker.remove_executor(executor_id)
         return len(released)
 
