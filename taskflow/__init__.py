@@ -26,6 +26,7 @@ from taskflow.errors import (
     WorkflowConflictError,
     WorkflowDeduplicatedError,
     WorkflowError,
+    WorkflowStatusError,
 )
 from taskflow.handle import WorkflowHandle
 from taskflow.models import ErrorInfo, StepInfo, WorkflowInfo
@@ -67,6 +68,7 @@ __all__ = [
     "WorkflowError",
     "WorkflowHandle",
     "WorkflowInfo",
+    "WorkflowStatusError",
     "__version__",
     "current",
     "shared_task",

@@ -9,9 +9,10 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from taskflow import shared
+from taskflow import control, shared
 from taskflow.broker import Broker, create_broker
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
@@ -73,7 +74,9 @@ class Taskflow(ExecutionMixin):
         self._executor_id: str | None = None
         self._active: set[str] = set()
         self._queues: dict[str, Queue] = {DEFAULT_QUEUE: Queue(DEFAULT_QUEUE)}
-        self._known_queues: set[str] = set()
+        # Queues recorded in the database by workers (read on a miss), for producers that do
+        # not declare every queue they use.
+        self._known_queues: dict[str, Queue] = {}
         self._presence: Heartbeat | None = None
         self._shared_executor = False
         self._worker_executor_id: str | None = None
@@ -421,9 +424,9 @@ class Taskflow(ExecutionMixin):
                 found[wf.queue] = Queue(wf.queue)
         return found
 
-    def _check_queue(self, name: str) -> Queue | None:
-        """The declaration of queue ``name`` (None if only the database knows it), or
-        :class:`UnknownQueueError`."""
+    def _check_queue(self, name: str) -> Queue:
+        """The declaration of queue ``name`` (from the database, as workers recorded it, if
+        this app does not declare it), or :class:`UnknownQueueError`."""
         spec = self._queues.get(name)
         if spec is not None:
             return spec
@@ -431,14 +434,14 @@ class Taskflow(ExecutionMixin):
         if name in declared:
             return declared[name]
         if name in self._known_queues:
-            return None
-        self._known_queues = self.broker.known_queues()
+            return self._known_queues[name]
+        self._known_queues = {n: r.queue for n, r in self.broker.queue_specs().items()}
         if name in self._known_queues:
-            return None
+            return self._known_queues[name]
         raise UnknownQueueError(
             f"queue {name!r} is not declared in app {self.name!r} (declare it with "
             f"app.queue({name!r}) or a workflow's queue=) and no worker has recorded it in the "
-            f"database; known queues: {', '.join(sorted(set(declared) | self._known_queues))}"
+            f"database; known queues: {', '.join(sorted(set(declared) | set(self._known_queues)))}"
         )
 
     # -- enqueueing ------------------------------------------------------------------------
@@ -542,6 +545,59 @@ class Taskflow(ExecutionMixin):
 
     AsyncResult = retrieve
     """Celery's name for :meth:`retrieve`."""
+
+    # -- control ---------------------------------------------------------------------------
+    def cancel(self, *ids: str) -> list[str]:
+        """Cancel workflows by id, and all their descendants, in one statement.
+
+        Every given workflow still ENQUEUED, DELAYED or PENDING, and every descendant of a
+        given workflow (at any depth) still in one of those statuses, becomes CANCELLED. A
+        waiting one never starts; a running one stops at its next step checkpoint (the step
+        in flight finishes and its outcome is kept; nothing after it runs). Finished and
+        unknown workflows are skipped. Returns the ids this call cancelled: the given ones
+        first, in order, then the descendants, so ``set(ids) - set(result)`` are those that
+        had finished or do not exist. ``app.resume(*result)`` undoes it.
+        """
+        return control.cancel(self.broker, self.clock, ids)
+
+    def resume(self, *ids: str, queue: str | None = None) -> list[WorkflowHandle[Any]]:
+        """Run CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflows again from their
+        last completed step, through a queue, and return their handles.
+
+        They become ENQUEUED on ``queue`` (a queue of this app or one a worker recorded),
+        else on their own queue, else on ``default`` (a workflow run directly has none); a
+        workflow whose delay has not passed yet becomes DELAYED until then. Completed steps
+        are replayed from their checkpoints; for an ERROR workflow the last step runs again
+        when its error is what ended the workflow. Recovery attempts and retries start over,
+        and a ``timeout`` counts again from the next start.
+
+        All or nothing: :class:`UnknownWorkflowError` names ids that do not exist and
+        :class:`WorkflowStatusError` those in another status (SUCCESS, or still waiting or
+        running); then nothing is resumed. Children cancelled with a parent are not resumed
+        with it: pass their ids too (``app.cancel`` returned them).
+        """
+        if queue is not None:
+            name = validate_queue_name(queue)
+            if self._check_queue(name).partitioned:
+                raise ConfigurationError(
+                    f"resume: queue {name!r} is partitioned, and a resumed workflow has no "
+                    "partition key there; resume it on its own queue instead"
+                )
+        refs = control.resume(self.broker, self.clock, ids, queue)
+        return [self._handle(r.id, self._workflows.get(r.name)) for r in refs]
+
+    def set_delay(
+        self, workflow_id: str, seconds: float | None = None, until: datetime | None = None
+    ) -> None:
+        """Move the start of a DELAYED workflow to ``seconds`` from now or to ``until`` (a
+        datetime; naive means UTC, as for ``eta``); at or before now it becomes ENQUEUED at
+        once, and workers are woken.
+
+        Give exactly one of them, else :class:`ConfigurationError`. Raises
+        :class:`WorkflowStatusError` when the workflow is not DELAYED (naming its status)
+        and :class:`UnknownWorkflowError` when it does not exist.
+        """
+        control.set_delay(self.broker, self.clock, workflow_id, seconds, until)
 
 
 __all__ = ["Taskflow", "Workflow"]

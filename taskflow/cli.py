@@ -14,6 +14,7 @@ from taskflow.broker.migrations import bootstrap_statements, migration_statement
 from taskflow.config import Config
 from taskflow.errors import TaskflowError
 from taskflow.loader import load_app
+from taskflow.queue_table import queue_table
 from taskflow.queues import validate_queue_name
 
 
@@ -126,7 +127,8 @@ def worker(
             app.conf,
             pool=pool,
             concurrency=concurrency,
-            queues=names,
+            # Like a Celery worker with task_queues: every queue the app knows.
+            queues=names or tuple(app.queues),
             name=name,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child,
@@ -170,3 +172,33 @@ def _print_sql(dialect: str, schema: str, current: int) -> None:
 
 
 __all__ = ["main"]
+
+
+@main.group()
+def queues() -> None:
+    """Inspect queues: limits in force and the work they hold."""
+
+
+@queues.command("list")
+@click.option("-A", "--app", "app_spec", default=None, help="Take the database from this app.")
+@click.option("--database-url", default=None, help="System database URL (default: the app's).")
+@click.pass_context
+def queues_list(ctx: click.Context, app_spec: str | None, database_url: str | None) -> None:
+    """Every known queue: its limits (as the newest app version declared them), how many
+    workflows wait (ENQUEUED, DELAYED) and run (PENDING), per partition where partitioned."""
+    app = _resolve_app(ctx, app_spec)
+    if app is not None and database_url is not None:
+        raise click.UsageError("give either -A/--app or --database-url, not both")
+    conf = app.conf if app is not None else Config(database_url=database_url)
+    try:
+        broker = create_broker(conf)
+        try:
+            broker.migrate()
+            records = broker.queue_specs()
+            depths = broker.queue_depths()
+        finally:
+            broker.close()
+    except TaskflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    for line in queue_table(records, depths):
+        click.echo(line)

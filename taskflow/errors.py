@@ -48,6 +48,12 @@ class WorkflowConflictError(TaskflowError):
     """A workflow id is already taken by a workflow of another name."""
 
 
+class WorkflowStatusError(TaskflowError):
+    """The workflow's status does not allow what was asked: resuming one that is not
+    CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED, or moving the delay of one that is not
+    DELAYED. The message names each workflow and the status it was in."""
+
+
 class MaxRecoveryAttemptsExceededError(TaskflowError):
     """The workflow crashed its executors more often than ``max_recovery_attempts`` allows and
     was parked as MAX_RECOVERY_ATTEMPTS_EXCEEDED; resume it once the cause is fixed."""
@@ -111,4 +117,5 @@ __all__ = [
     "WorkflowConflictError",
     "WorkflowDeduplicatedError",
     "WorkflowError",
+    "WorkflowStatusError",
 ]

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar, overload
 
+from taskflow import control
 from taskflow.broker.base import Broker
 from taskflow.clock import Clock, SystemClock
 from taskflow.errors import (
@@ -141,6 +143,48 @@ class WorkflowHandle(Generic[R]):
                 delay = min(delay, left)
             self._clock.sleep(delay)
             delay = min(delay * 2, limit)
+
+    # -- control ---------------------------------------------------------------------------
+    def cancel(self) -> list[str]:
+        """Cancel this workflow, if it is still ENQUEUED, DELAYED or PENDING, and every
+        descendant of it still in one of those statuses, in one statement.
+
+        A waiting workflow never starts. A running one stops at its next step checkpoint:
+        the step in flight (the next one, if the cancel lands between two) finishes and its
+        outcome is kept, nothing after it runs, and ``get()`` raises
+        :class:`WorkflowCancelledError`. Returns the ids cancelled by this call (this
+        workflow first, then its descendants): empty when it had finished already. Raises
+        :class:`UnknownWorkflowError` if the workflow does not exist.
+        """
+        done = control.cancel(self._broker, self._clock, [self._id])
+        if not done and self._broker.get_status(self._id) is None:
+            raise UnknownWorkflowError(f"no workflow with id {self._id!r}")
+        return done
+
+    def resume(self) -> WorkflowHandle[R]:
+        """Run a CANCELLED, ERROR or MAX_RECOVERY_ATTEMPTS_EXCEEDED workflow again from its
+        last completed step, through its own queue (``default`` if it had none); return this
+        handle.
+
+        Completed steps are replayed from their checkpoints; for an ERROR workflow, the last
+        step runs again when its error is what ended the workflow. Recovery attempts start
+        over and a ``timeout`` counts again from the next start. Raises
+        :class:`WorkflowStatusError` (naming the status) for a workflow in any other status
+        and :class:`UnknownWorkflowError` if it does not exist. To move it to another queue
+        use ``app.resume(id, queue=...)``.
+        """
+        control.resume(self._broker, self._clock, [self._id])
+        return self
+
+    def set_delay(self, seconds: float | None = None, until: datetime | None = None) -> None:
+        """Move the start of this DELAYED workflow: to ``seconds`` from now, or to ``until``
+        (a datetime; naive means UTC). At or before now it becomes ENQUEUED at once.
+
+        Give exactly one of them (else :class:`ConfigurationError`). Raises
+        :class:`WorkflowStatusError` if the workflow is not DELAYED and
+        :class:`UnknownWorkflowError` if it does not exist.
+        """
+        control.set_delay(self._broker, self._clock, self._id, seconds, until)
 
     def outcome(self, row: WorkflowRow, propagate: bool = True) -> Any:
         """The result a finished row holds, or its error raised (returned if not propagate)."""

@@ -167,6 +167,41 @@ class QueueTick(msgspec.Struct, frozen=True):
     """ENQUEUED/DELAYED workflows past ``expires_at``, now CANCELLED."""
     next_due: int | None
     """Earliest ``delay_until`` still DELAYED (ms), or None."""
+    timed_out: int = 0
+    """Workflows cancelled because a durable timeout passed: the PENDING ones past their
+    ``deadline_at`` and their descendants that were still ENQUEUED, DELAYED or PENDING."""
+
+
+class ControlRef(msgspec.Struct, frozen=True):
+    """A workflow an operator action (resume, set_delay) found: its name, the status it was
+    in before the action, and whether the action changed it."""
+
+    id: str
+    name: str
+    status: Status
+    changed: bool
+
+
+class QueueDepth(msgspec.Struct, frozen=True):
+    """How much work one queue (or one partition of it) holds right now."""
+
+    queue: str
+    partition_key: str | None
+    """None for the queue's unkeyed work (all of it on a queue that is not partitioned)."""
+    enqueued: int
+    delayed: int
+    running: int
+    """PENDING workflows: running, or waiting for recovery."""
+
+
+class LimitedClaim(msgspec.Struct, frozen=True):
+    """What a claim from one limited queue got."""
+
+    rows: list[WorkflowRow]
+    """The claimed workflows, in claim order."""
+    retry_at: int | None = None
+    """When to claim from this queue again even without news (ms): room opens in the rate
+    window then, or partitions were left unvisited (then it is now). None: wait for news."""
 
 
 class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -249,12 +284,15 @@ def step_info(row: StepRow) -> StepInfo:
 
 
 __all__ = [
+    "ControlRef",
     "EnqueueResult",
     "ErrorInfo",
     "ExecutorBeat",
     "Finish",
+    "LimitedClaim",
     "NewWorkflow",
     "OrphanRef",
+    "QueueDepth",
     "QueueTick",
     "StartResult",
     "StepInfo",

@@ -198,6 +198,30 @@ class Queue:
                 f"queue {self.name!r}: partitioned must be True or False, got {self.partitioned!r}"
             )
 
+    @property
+    def limited(self) -> bool:
+        """True when a claim must respect a limit (or go round partitions): such queues are
+        claimed one at a time, serialised with every other claimer of the queue."""
+        return (
+            self.concurrency is not None
+            or self.worker_concurrency is not None
+            or self.rate_limit is not None
+            or self.partitioned
+        )
+
+    def describe(self) -> str:
+        """The limits in one line (``concurrency=10, rate_limit=100/m``), or ``no limits``."""
+        parts = []
+        if self.concurrency is not None:
+            parts.append(f"concurrency={self.concurrency}")
+        if self.worker_concurrency is not None:
+            parts.append(f"worker_concurrency={self.worker_concurrency}")
+        if self.rate_limit is not None:
+            parts.append(f"rate_limit={self.rate_limit}")
+        if self.partitioned:
+            parts.append("partitioned")
+        return ", ".join(parts) or "no limits"
+
     def to_json(self) -> str:
         """The declaration as a JSON object (the inverse of :meth:`from_json`)."""
         rate = self.rate_limit
@@ -229,10 +253,25 @@ class Queue:
         )
 
 
+@dataclass(frozen=True)
+class QueueRecord:
+    """A queue as the system database records it: the limits in force and the app version
+    whose declaration they are (None: only its name was recorded, no version declared it)."""
+
+    queue: Queue
+    app_version: str | None
+
+    @property
+    def limited(self) -> bool:
+        """True when any limit applies (a partitioned queue counts: its claims go round)."""
+        return self.queue.limited
+
+
 __all__ = [
     "DEFAULT_QUEUE",
     "MAX_QUEUE_NAME_LENGTH",
     "Queue",
+    "QueueRecord",
     "RateLimit",
     "parse_rate_limit",
     "validate_queue_name",

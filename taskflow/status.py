@@ -5,7 +5,8 @@
     ENQUEUED ──claim──▶ PENDING ──▶ SUCCESS | ERROR
     DELAYED ──due──▶ ENQUEUED        PENDING ──cancel/timeout──▶ CANCELLED
     PENDING ──crash, recovered too often──▶ MAX_RECOVERY_ATTEMPTS_EXCEEDED
-    CANCELLED | ERROR | MAX_RECOVERY_ATTEMPTS_EXCEEDED ──resume──▶ PENDING | ENQUEUED
+    CANCELLED | ERROR | MAX_RECOVERY_ATTEMPTS_EXCEEDED ──resume──▶ ENQUEUED
+        (DELAYED instead while a delay it was given earlier has not passed)
 
 PENDING means *running* (as in DBOS), not Celery's "unknown".
 """

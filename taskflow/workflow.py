@@ -7,6 +7,7 @@ read it to number themselves, to replay recorded outcomes, and to checkpoint new
 from __future__ import annotations
 
 import contextvars
+import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,8 @@ from taskflow.errors import (
 from taskflow.models import StepRow
 from taskflow.serialization import encode, encode_error
 from taskflow.status import Status
+
+log = logging.getLogger("taskflow")
 
 
 @dataclass(frozen=True)
@@ -107,11 +110,10 @@ class WorkflowContext:
         return step_id, recorded
 
     def check_deadline(self) -> None:
-        """Cancel the workflow if its durable timeout has passed."""
+        """Cancel the workflow, and its unfinished descendants, if its durable timeout has
+        passed."""
         if self.deadline_ms is not None and now_ms(self.clock) >= self.deadline_ms:
-            self.broker.set_status(
-                self.workflow_id, Status.CANCELLED, Status.PENDING, now_ms(self.clock)
-            )
+            self.broker.cancel([self.workflow_id], now_ms(self.clock))
             self.cancelled = True
             raise WorkflowCancelledError(
                 f"workflow {self.workflow_id!r} was cancelled: its timeout passed"
@@ -127,10 +129,24 @@ class WorkflowContext:
             raise
         if write.status is Status.CANCELLED:
             self.cancelled = True
+            self._cancel_late_children()
             raise WorkflowCancelledError(f"workflow {self.workflow_id!r} was cancelled")
         if not write.inserted and write.existing is not None:
             return write.existing
         return step
+
+    def _cancel_late_children(self) -> None:
+        # A child enqueued while the cancel ran was not in that statement's snapshot, but its
+        # enqueue committed before this checkpoint: cancelling the tree again here catches it.
+        try:
+            self.broker.cancel([self.workflow_id], now_ms(self.clock))
+        except Exception:
+            # The workflow itself is cancelled already; only such a late child may run on.
+            log.warning(
+                "workflow %r: cancelling children started during its cancellation failed",
+                self.workflow_id,
+                exc_info=True,
+            )
 
 
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(

@@ -16,16 +16,20 @@ import msgspec
 
 from taskflow.broker.url import DatabaseURL
 from taskflow.models import (
+    ControlRef,
     EnqueueResult,
     ExecutorBeat,
     Finish,
+    LimitedClaim,
     NewWorkflow,
     OrphanRef,
+    QueueDepth,
     QueueTick,
     StartResult,
     StepRow,
     WorkflowRow,
 )
+from taskflow.queues import Queue, QueueRecord
 from taskflow.status import Status
 
 
@@ -225,7 +229,9 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def tick(self, now: int) -> QueueTick:
         """Queue maintenance: due DELAYED rows become ENQUEUED (waking workers), ENQUEUED or
-        DELAYED rows past ``expires_at`` become CANCELLED; report the next due time."""
+        DELAYED rows past ``expires_at`` become CANCELLED, PENDING rows past ``deadline_at``
+        become CANCELLED with their unfinished descendants (as :meth:`cancel` does); report
+        the next due time. One statement on Postgres."""
 
     @abc.abstractmethod
     def find_dedup(self, queue: str, dedup_id: str) -> str | None:
@@ -244,6 +250,33 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def known_queues(self) -> set[str]:
         """Every queue name recorded by :meth:`register_queues`."""
+
+    # -- flow control ------------------------------------------------------------------------
+    @abc.abstractmethod
+    def declare_queues(self, specs: Sequence[Queue], app_version: str, now: int) -> None:
+        """Record ``app_version`` (first seen ``now``) and its queue declarations. Each
+        replaces the stored declaration of its queue unless that one comes from a newer
+        version (seen later): the newest version's limits win."""
+
+    @abc.abstractmethod
+    def queue_depths(self) -> list[QueueDepth]:
+        """Waiting and running work per queue and partition (only where there is some)."""
+
+    @abc.abstractmethod
+    def queue_specs(self) -> dict[str, QueueRecord]:
+        """Every recorded queue with the limits in force and the version that set them."""
+
+    @abc.abstractmethod
+    def claim_limited(
+        self, executor_id: str, queue: Queue, app_version: str, limit: int, now: int
+    ) -> LimitedClaim:
+        """Claim up to ``limit`` ENQUEUED workflows of one limited queue (as :meth:`claim`
+        does: order, versions, expiry), never exceeding ``queue``'s limits: ``concurrency``
+        PENDING in the queue, ``worker_concurrency`` PENDING owned by ``executor_id``, and
+        ``rate_limit`` claims in any sliding window of its period; per partition key when
+        ``partitioned``, taking each partition's first workflow before any partition's second.
+        Serialised with every other claim of the queue (or partition), so concurrent claimers
+        never overshoot a limit together. Its own transaction."""
 
     # -- heartbeats ------------------------------------------------------------------------
     @abc.abstractmethod
@@ -267,6 +300,39 @@ class Broker(abc.ABC):
     @abc.abstractmethod
     def orphans(self, executor_id: str) -> list[OrphanRef]:
         """The PENDING workflows of ``executor_id``, with their parents' status."""
+
+    # -- control ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def cancel(self, ids: Sequence[str], now: int) -> list[str]:
+        """In one statement: CANCELLED (``finished_at = now``, no output or error, the
+        executor id kept) for each of ``ids`` and each of their descendants, at any depth,
+        that is ENQUEUED, DELAYED or PENDING. Finished and unknown workflows are left alone.
+        Returns the ids cancelled, in no particular order."""
+
+    @abc.abstractmethod
+    def resume(
+        self,
+        ids: Sequence[str],
+        now: int,
+        queue: str | None = None,
+        default_queue: str = "default",
+    ) -> list[ControlRef]:
+        """All or nothing, in one statement on Postgres (one transaction on SQLite): if every
+        one of ``ids`` (distinct) exists and is CANCELLED, ERROR or
+        MAX_RECOVERY_ATTEMPTS_EXCEEDED, each goes back to ``queue`` (else its own, else
+        ``default_queue``) as ENQUEUED (DELAYED while its ``delay_until`` is ahead), waking
+        workers: no owner, outcome, attempts, retries or deadline. The last recorded step's
+        error is forgotten when it is what ended the workflow (see ``resume.sql``). Returns
+        the rows found, as they were, with ``changed`` set if resumed. A dedup key held
+        meanwhile by another workflow raises :class:`WorkflowDeduplicatedError` and changes
+        nothing."""
+
+    @abc.abstractmethod
+    def set_delay(self, workflow_id: str, delay_until: int, now: int) -> ControlRef | None:
+        """Move a DELAYED workflow's ``delay_until``; it becomes ENQUEUED (waking workers)
+        when that is not after ``now``. Returns the row as found (``changed`` False when it
+        was not DELAYED), or None when there is no such workflow. One statement on
+        Postgres."""
 
 
 __all__ = ["Broker", "Listener", "PendingRef", "StepWrite", "load_queries"]

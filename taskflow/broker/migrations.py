@@ -20,6 +20,9 @@ from taskflow.broker.schema import (
     upgrade_workflows_v2,
     v1_tables,
     v2_tables,
+    v3_queue_columns,
+    v3_tables,
+    v3_workflow_indexes,
 )
 
 
@@ -60,9 +63,30 @@ def _v2_alter(dialect_name: str, schema: str | None) -> list[str]:
     return out
 
 
+def _v3(metadata: MetaData) -> None:
+    v3_tables(metadata)
+
+
+def _v3_alter(dialect_name: str, schema: str | None) -> list[str]:
+    dialect = _dialect(dialect_name)
+    metadata = MetaData(schema=schema)
+    workflows = v1_tables(metadata)[0]
+    upgrade_workflows_v2(workflows, dialect_name)
+    queues = v2_tables(metadata)[1]
+    out = [
+        f"ALTER TABLE {dialect.identifier_preparer.format_table(queues)} ADD COLUMN "
+        f"{str(CreateColumn(c).compile(dialect=dialect)).strip()}"
+        for c in v3_queue_columns()
+    ]
+    indexes = v3_workflow_indexes(workflows, dialect_name)
+    out += [str(CreateIndex(i).compile(dialect=dialect)).strip() for i in indexes]
+    return out
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "workflows and steps", _v1),
     Migration(2, "queues, dedup, delays and executor heartbeats", _v2, _v2_alter),
+    Migration(3, "queue flow control, app versions and timeouts", _v3, _v3_alter),
 )
 """Every migration, oldest first. Append only."""
 

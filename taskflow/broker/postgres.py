@@ -18,20 +18,31 @@ import psycopg
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from taskflow.broker import postgres_queue
+from taskflow.broker import postgres_flow, postgres_queue
 from taskflow.broker.base import Listener, StepWrite, load_queries
 from taskflow.broker.external import postgres_connection
+from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import SQLBroker, step_params, workflow_row
+from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params, workflow_row
 from taskflow.broker.url import DatabaseURL, validate_schema_name
 from taskflow.clock import SystemClock, now_ms
-from taskflow.errors import DatabaseConnectionError
-from taskflow.models import EnqueueResult, Finish, NewWorkflow, QueueTick, StepRow, WorkflowRow
+from taskflow.errors import DatabaseConnectionError, WorkflowDeduplicatedError
+from taskflow.models import (
+    ControlRef,
+    EnqueueResult,
+    Finish,
+    LimitedClaim,
+    NewWorkflow,
+    QueueTick,
+    StepRow,
+    WorkflowRow,
+)
+from taskflow.queues import Queue
 from taskflow.status import Status
 
 
@@ -59,6 +70,7 @@ class PostgresBroker(SQLBroker):
         self._pool: ConnectionPool | None = None
         self._pid = os.getpid()
         self._claim_lock = threading.Lock()
+        self._claim_state = ClaimState()
         self._claim_conn: psycopg.Connection[Any] | None = None
         self._claim_pid = 0
 
@@ -262,6 +274,47 @@ class PostgresBroker(SQLBroker):
             claimed.append(row)
         return claimed
 
+    def claim_limited(
+        self, executor_id: str, queue: Queue, app_version: str, limit: int, now: int
+    ) -> LimitedClaim:
+        """Lock the queue (or its partitions), then count and claim: one transaction on the
+        claim connection."""
+        if limit <= 0:
+            return LimitedClaim([])
+        with self._claim_lock:
+            conn = self._claim_connection()
+            try:
+                return postgres_flow.claim_limited(
+                    conn,
+                    self._q,
+                    self.schema,
+                    self._claim_state,
+                    executor_id,
+                    queue,
+                    app_version,
+                    limit,
+                    now,
+                )
+            except psycopg.OperationalError:
+                self._claim_conn = None
+                conn.close()
+                raise
+
+    def declare_queues(self, specs: Sequence[Queue], app_version: str, now: int) -> None:
+        """Record the version and its declarations in one statement."""
+        rows = declaration_params(specs)
+        params: dict[str, Any] = {"app_version": app_version, "now": now}
+        for column, key in (
+            ("name", "names"),
+            ("concurrency", "concurrencies"),
+            ("worker_concurrency", "worker_concurrencies"),
+            ("rate_count", "rate_counts"),
+            ("rate_per_ms", "rate_pers"),
+            ("partitioned", "partitioneds"),
+        ):
+            params[key] = [r[column] for r in rows]
+        self._run("declare_queues", params)
+
     def _claim_connection(self) -> psycopg.Connection[Any]:
         """The worker's claim connection. Its planner never uses bitmap or sequential scans:
         right after a burst of enqueues the table statistics still describe a small table,
@@ -276,14 +329,64 @@ class PostgresBroker(SQLBroker):
         return conn
 
     def tick(self, now: int) -> QueueTick:
-        """Promote, expire and report the next due time in one statement."""
+        """Time out, promote, expire and report the next due time in one statement."""
         row = self._one("tick", {"now": now, "channel": self.channel})
         assert row is not None  # an aggregate always returns a row
-        return QueueTick(promoted=int(row[0]), expired=int(row[1]), next_due=row[2])
+        return QueueTick(
+            promoted=int(row[0]), expired=int(row[1]), next_due=row[2], timed_out=int(row[4])
+        )
 
     def listen(self) -> Listener:
         """A listener on its own connection, listening before this returns."""
         return postgres_queue.PostgresListener(self._connect, self.channel)
+
+    # -- control ---------------------------------------------------------------------------
+    def cancel(self, ids: Sequence[str], now: int) -> list[str]:
+        """The given workflows and their unfinished descendants, in one recursive statement."""
+        if not ids:
+            return []
+        return [r[0] for r in self._all("cancel", {"ids": list(ids), "now": now})]
+
+    def resume(
+        self,
+        ids: Sequence[str],
+        now: int,
+        queue: str | None = None,
+        default_queue: str = DEFAULT_QUEUE,
+    ) -> list[ControlRef]:
+        """All or nothing, in one statement that also forgets the failed last steps and
+        wakes the queues."""
+        if not ids:
+            return []
+        params = {
+            "ids": list(ids),
+            "now": now,
+            "queue": queue,
+            "default_queue": default_queue,
+            "channel": self.channel,
+        }
+        try:
+            rows = self._all("resume", params)
+        except psycopg.errors.UniqueViolation:
+            raise WorkflowDeduplicatedError(
+                f"cannot resume {', '.join(map(repr, ids))}: another workflow waiting or "
+                "running in the target queue holds the dedup_id of one of them; nothing was "
+                "resumed"
+            ) from None
+        return [ControlRef(id=r[0], name=r[1], status=Status(r[2]), changed=r[3]) for r in rows]
+
+    def set_delay(self, workflow_id: str, delay_until: int, now: int) -> ControlRef | None:
+        """One statement: the row as found, moved if it was DELAYED."""
+        params = {
+            "id": workflow_id,
+            "delay_until": delay_until,
+            "now": now,
+            "channel": self.channel,
+        }
+        row = self._one("set_delay", params)
+        if row is None:
+            return None
+        return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=row[3])
 
 
 __all__ = ["PostgresBroker"]

@@ -202,6 +202,88 @@ def upgrade_workflows_v2(workflows: Table, dialect: str) -> tuple[list[Column[An
     return columns, v2_workflow_indexes(workflows, dialect)
 
 
+def v3_tables(metadata: MetaData) -> list[Table]:
+    """Version 3, new tables: application versions and the start log of rate-limited queues."""
+    # Which app versions have run, and when each became the newest: when two versions
+    # declare a queue differently, the newest one's limits win.
+    app_versions = Table(
+        "app_versions",
+        metadata,
+        Column("version", Text, primary_key=True),
+        Column("version_at", BigInteger, nullable=False),
+        Column("created_at", BigInteger, nullable=False),
+    )
+    # One row per start of a workflow on a rate-limited queue (partition '' when the queue is
+    # not partitioned): a sliding window counts the rows younger than the period. Rows older
+    # than the period are pruned by queue maintenance.
+    queue_starts = Table(
+        "queue_starts",
+        metadata,
+        Column("queue", Text, nullable=False),
+        Column("partition_key", Text, nullable=False),
+        Column("started_at", BigInteger, nullable=False),
+    )
+    Index(
+        "ix_queue_starts_window",
+        queue_starts.c.queue,
+        queue_starts.c.partition_key,
+        queue_starts.c.started_at,
+    )
+    return [app_versions, queue_starts]
+
+
+def v3_queue_columns() -> list[Column[Any]]:
+    """Version 3, columns added to ``queues``: the limits in force and who declared them."""
+    return [
+        Column("concurrency", Integer),
+        Column("worker_concurrency", Integer),
+        Column("rate_count", Integer),
+        Column("rate_per_ms", BigInteger),
+        Column("partitioned", Integer, nullable=False, server_default=text("0")),
+        Column("app_version", Text),
+        Column("declared_at", BigInteger),
+    ]
+
+
+def v3_workflow_indexes(workflows: Table, dialect: str) -> list[Index]:
+    """Version 3, indexes of ``workflows`` serving claims on limited queues and timeouts."""
+    c = workflows.c
+    tail = [c.priority, c.created_at] + ([c.seq] if dialect == "postgresql" else [])
+    # Every ENQUEUED row is in exactly one of the two claim indexes: one more index entry
+    # per enqueue, whatever the queue.
+    unkeyed = text("status = 'ENQUEUED' AND partition_key IS NULL")
+    keyed = text("status = 'ENQUEUED' AND partition_key IS NOT NULL")
+    pending = text("status = 'PENDING'")
+    timed = text("status = 'PENDING' AND deadline_at IS NOT NULL")
+    return [
+        Index(
+            "ix_workflows_queue_claim",
+            c.queue,
+            *tail,
+            postgresql_where=unkeyed,
+            sqlite_where=unkeyed,
+        ),
+        Index(
+            "ix_workflows_partition_claim",
+            c.queue,
+            c.partition_key,
+            *tail,
+            postgresql_where=keyed,
+            sqlite_where=keyed,
+        ),
+        # Running work per queue and partition (the concurrency limits count it).
+        Index(
+            "ix_workflows_running",
+            c.queue,
+            c.partition_key,
+            c.executor_id,
+            postgresql_where=pending,
+            sqlite_where=pending,
+        ),
+        Index("ix_workflows_deadline", c.deadline_at, postgresql_where=timed, sqlite_where=timed),
+    ]
+
+
 def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData:
     """Every table as the newest migration leaves it (used to check migrations). The dialect
     defaults to Postgres when a schema is given, else SQLite."""
@@ -210,7 +292,11 @@ def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData
     migrations_table(metadata)
     workflows, _steps = v1_tables(metadata)
     upgrade_workflows_v2(workflows, dialect)
-    v2_tables(metadata)
+    _executors, queues = v2_tables(metadata)
+    for column in v3_queue_columns():
+        queues.append_column(column)
+    v3_tables(metadata)
+    v3_workflow_indexes(workflows, dialect)  # indexes attach themselves to their table
     return metadata
 
 
@@ -225,4 +311,7 @@ __all__ = [
     "v2_tables",
     "v2_workflow_columns",
     "v2_workflow_indexes",
+    "v3_queue_columns",
+    "v3_tables",
+    "v3_workflow_indexes",
 ]

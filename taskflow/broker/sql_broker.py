@@ -13,15 +13,18 @@ from typing import Any
 import msgspec
 
 from taskflow.broker.base import Broker, PendingRef
+from taskflow.broker.flow_control import queue_record
 from taskflow.models import (
     EnqueueResult,
     ExecutorBeat,
     NewWorkflow,
     OrphanRef,
+    QueueDepth,
     StartResult,
     StepRow,
     WorkflowRow,
 )
+from taskflow.queues import QueueRecord
 from taskflow.status import Status
 
 DEFAULT_QUEUE = "default"
@@ -336,6 +339,18 @@ class SQLBroker(Broker):
     def known_queues(self) -> set[str]:
         """Every registered queue name."""
         return {r[0] for r in self._all("known_queues", {})}
+
+    def queue_depths(self) -> list[QueueDepth]:
+        """One aggregate over the waiting and running rows (partial indexes hold them)."""
+        return [
+            QueueDepth(q, key, int(e or 0), int(d or 0), int(r or 0))
+            for q, key, e, d, r in self._all("queue_depths", {})
+        ]
+
+    def queue_specs(self) -> dict[str, QueueRecord]:
+        """Every recorded queue, by name."""
+        records = (queue_record(r) for r in self._all("queue_specs", {}))
+        return {r.queue.name: r for r in records}
 
     # -- heartbeats ------------------------------------------------------------------------
     def heartbeat(self, beat: ExecutorBeat) -> None:

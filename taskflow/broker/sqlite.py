@@ -14,21 +14,38 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from taskflow.broker import sqlite_queue
+import msgspec
+
+from taskflow.broker import sqlite_flow, sqlite_queue
 from taskflow.broker.base import Listener, StepWrite, load_queries
 from taskflow.broker.external import sqlite_connection
+from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import SQLBroker, step_params
+from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params
 from taskflow.broker.url import DatabaseURL
 from taskflow.clock import SystemClock, now_ms
-from taskflow.errors import ConfigurationError, DatabaseConnectionError
-from taskflow.models import EnqueueResult, Finish, NewWorkflow, QueueTick, StepRow, WorkflowRow
-from taskflow.status import Status
+from taskflow.errors import (
+    ConfigurationError,
+    DatabaseConnectionError,
+    WorkflowDeduplicatedError,
+)
+from taskflow.models import (
+    ControlRef,
+    EnqueueResult,
+    Finish,
+    LimitedClaim,
+    NewWorkflow,
+    QueueTick,
+    StepRow,
+    WorkflowRow,
+)
+from taskflow.queues import Queue
+from taskflow.status import RESUMABLE, Status
 
 _INHERITED: list[sqlite3.Connection] = []
 """Connections a forked child inherited; see ``SQLiteBroker._conn``."""
@@ -57,6 +74,7 @@ class SQLiteBroker(SQLBroker):
         self._all_conns: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._pid = os.getpid()
+        self._claim_state = ClaimState()
 
     # -- connections -----------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -250,14 +268,90 @@ class SQLiteBroker(SQLBroker):
                 conn, self._q, executor_id, queues, app_version, limit, now, finishes
             )
 
-    def tick(self, now: int) -> QueueTick:
-        """Promote, expire and report the next due time in one transaction."""
+    def claim_limited(
+        self, executor_id: str, queue: Queue, app_version: str, limit: int, now: int
+    ) -> LimitedClaim:
+        """Count and claim in one ``BEGIN IMMEDIATE`` transaction."""
+        if limit <= 0:
+            return LimitedClaim([])
         with self._immediate() as conn:
-            return sqlite_queue.tick(conn, self._q, now)
+            return sqlite_flow.claim_limited(
+                conn, self._q, self._claim_state, executor_id, queue, app_version, limit, now
+            )
+
+    def declare_queues(self, specs: Sequence[Queue], app_version: str, now: int) -> None:
+        """Record the version, then each declaration, in one transaction."""
+        version, declare = sqlite_queue.statements(self._q["declare_queues"])
+        base = {"app_version": app_version, "now": now}
+        with self._immediate() as conn:
+            conn.execute(version, base)
+            conn.executemany(declare, [{**base, **row} for row in declaration_params(specs)])
+
+    def tick(self, now: int) -> QueueTick:
+        """Time out, promote, expire and report the next due time in one transaction."""
+        with self._immediate() as conn:
+            # cancel.sql with a deadline: the running workflows whose timeout passed, and
+            # their unfinished descendants, before anything below is promoted or counted.
+            late = {"ids": "[]", "deadline": now, "now": now}
+            timed_out = len(conn.execute(self._q["cancel"], late).fetchall())
+            done = sqlite_queue.tick(conn, self._q, now)
+        return msgspec.structs.replace(done, timed_out=timed_out)
 
     def listen(self) -> Listener:
         """A listener polling the file's data version on its own connection."""
         return sqlite_queue.SQLiteListener(self._open())
+
+    # -- control ---------------------------------------------------------------------------
+    def cancel(self, ids: Sequence[str], now: int) -> list[str]:
+        """The given workflows and their unfinished descendants, in one recursive statement."""
+        if not ids:
+            return []
+        params = {"ids": self._list_param(ids), "deadline": None, "now": now}
+        return [r[0] for r in self._all("cancel", params)]
+
+    def resume(
+        self,
+        ids: Sequence[str],
+        now: int,
+        queue: str | None = None,
+        default_queue: str = DEFAULT_QUEUE,
+    ) -> list[ControlRef]:
+        """All or nothing in one ``BEGIN IMMEDIATE`` transaction: read, then (only if every
+        id may be resumed) forget the failed last steps and requeue."""
+        if not ids:
+            return []
+        find, forget, requeue = sqlite_queue.statements(self._q["resume"])
+        listed = self._list_param(ids)
+        params = {"ids": listed, "now": now, "queue": queue, "default_queue": default_queue}
+        try:
+            with self._immediate() as conn:
+                found = conn.execute(find, {"ids": listed}).fetchall()
+                ok = len(found) == len(ids) and all(Status(r[2]) in RESUMABLE for r in found)
+                changed: set[str] = set()
+                if ok:
+                    conn.execute(forget, {"ids": listed})
+                    changed = {r[0] for r in conn.execute(requeue, params).fetchall()}
+        except sqlite3.IntegrityError:
+            raise WorkflowDeduplicatedError(
+                f"cannot resume {', '.join(map(repr, ids))}: another workflow waiting or "
+                "running in the target queue holds the dedup_id of one of them; nothing was "
+                "resumed"
+            ) from None
+        return [
+            ControlRef(id=r[0], name=r[1], status=Status(r[2]), changed=r[0] in changed)
+            for r in found
+        ]
+
+    def set_delay(self, workflow_id: str, delay_until: int, now: int) -> ControlRef | None:
+        """Read and move in one ``BEGIN IMMEDIATE`` transaction."""
+        find, move = sqlite_queue.statements(self._q["set_delay"])
+        params = {"id": workflow_id, "delay_until": delay_until, "now": now}
+        with self._immediate() as conn:
+            row = conn.execute(find, {"id": workflow_id}).fetchone()
+            if row is None:
+                return None
+            moved = bool(conn.execute(move, params).fetchall())
+        return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=moved)
 
 
 __all__ = ["SQLiteBroker"]

@@ -32,6 +32,7 @@ from taskflow.status import Status
 from taskflow.worker.banner import banner
 from taskflow.worker.options import WorkerOptions
 from taskflow.worker.pools import Lost, Pool, ProcessPool, ThreadPool
+from taskflow.worker.queue_plan import QueuePlan
 from taskflow.worker.sweeper import Sweeper
 
 log = logging.getLogger("taskflow.worker")
@@ -66,6 +67,7 @@ class Worker:
         else:
             self.pool = ThreadPool(app, options, self.worker_id, self._wake_w)
         self.sweeper = Sweeper(app, self.worker_id, options.heartbeat_timeout)
+        self.plan = QueuePlan(app, options.queues, self.worker_id)
         self.heartbeat = Heartbeat(
             lambda: app.broker,
             app.clock,
@@ -87,6 +89,7 @@ class Worker:
         app.finalize()
         broker = app.broker  # connects and migrates
         broker.register_queues(list(self.options.queues), now_ms(app.clock))
+        self.plan.declare()
         log.info("%s", banner(app, self.options, self.worker_id))
         previous = self._install_signals()
         # Children are forked before any thread starts, so none inherits a held lock.
@@ -176,6 +179,8 @@ class Worker:
             if self._notified.is_set():
                 self._notified.clear()
                 self._maybe_work = True
+            if self.plan.take_due(now_ms(self.app.clock)):
+                self._maybe_work = True
             if self._stop_level >= 2:
                 return
             if self._stop_level == 1:
@@ -197,15 +202,19 @@ class Worker:
 
     def _claim(self, want: int) -> list[WorkflowRow]:
         finishes, self._finishes = self._finishes, []
-        try:
-            return self.app.broker.claim(
-                self.worker_id,
-                self.options.queues,
-                self.app.app_version,
-                want,
-                now_ms(self.app.clock),
-                finishes,
+        broker, plan = self.app.broker, self.plan
+
+        def claim_unlimited(limit: int, writing: list[Finish]) -> list[WorkflowRow]:
+            now = now_ms(self.app.clock)
+            rows = broker.claim(
+                self.worker_id, plan.unlimited, self.app.app_version, limit, now, writing
             )
+            # Written: a failure claiming the limited queues must not write them again.
+            writing.clear()
+            return rows
+
+        try:
+            return plan.claim(claim_unlimited, want, finishes)
         except Exception:
             # Keep the outcomes: they are written with the next claim once the database
             # answers again.
@@ -264,9 +273,17 @@ class Worker:
             log.exception("queue maintenance failed")
             self._next_tick = now + self.options.poll_interval
             return
+        if tick.timed_out:
+            log.warning("cancelled %d workflow(s) whose timeout passed", tick.timed_out)
+        if tick.expired:
+            log.info("cancelled %d workflow(s) that expired before they started", tick.expired)
         # Promoted delayed work, or just the polling fallback: look for work at least this
         # often.
         self._maybe_work = True
+        try:
+            self.plan.refresh()
+        except Exception:
+            log.exception("reading the queue limits failed; keeping the previous ones")
         next_tick = now + self.options.poll_interval
         if tick.next_due is not None:
             due_in = (tick.next_due - now_ms(self.app.clock)) / 1000
@@ -279,6 +296,9 @@ class Worker:
         deadline = self.pool.next_deadline()
         if deadline is not None:
             timeout = min(timeout, max(0.0, deadline - now))
+        retry = self.plan.next_retry()
+        if retry is not None and self.pool.free():
+            timeout = min(timeout, max(0.0, (retry - now_ms(self.app.clock)) / 1000))
         if self._warm_deadline is not None:
             timeout = min(timeout, max(0.0, self._warm_deadline - now))
         return timeout

@@ -64,10 +64,25 @@ SOFT = "wa.soft"
 HARD = "wa.hard"
 QUEUE_A = "a"
 QUEUE_B = "b"
+PARENT = "wa.parent"
+""":data:`SLOW`'s steps around three children: a :data:`SLOW` one, one delayed by an hour and
+one on :data:`QUEUE_B`; its ``wait`` step blocks on ``release-<parent id>``."""
+FIXABLE = "wa.fixable"
+"""Three steps; the second raises :class:`FixableError` while ``broken-<workflow id>``
+exists."""
+FRAGILE = "wa.fragile"
+""":data:`SLOW` with ``max_recovery_attempts=0``: parked after its first crash."""
+BODY_BLOCKS = "wa.body_blocks"
+"""No step: its body blocks until ``release-<id>`` exists, then returns ``"done"``, so only
+the worker's final write records its outcome."""
 
 
 class FlakyError(Exception):
     """What :data:`FLAKY` raises on its first tries (listed in its ``autoretry_for``)."""
+
+
+class FixableError(Exception):
+    """What the second step of :data:`FIXABLE` raises while its ``broken-<id>`` file exists."""
 
 
 # -- outside the database ----------------------------------------------------------------------
@@ -110,6 +125,19 @@ def _write_marker(path: Path) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(str(os.getpid()), encoding="utf-8")
     partial.rename(path)  # atomic: the test never reads a half-written marker
+
+
+def _block_until_released() -> None:
+    """Write ``blocked-<id>`` and wait for ``release-<id>`` (as :data:`SLOW`'s ``wait`` step
+    does), outside any step."""
+    wid = current().workflow_id
+    _write_marker(workdir() / f"blocked-{wid}")
+    release = workdir() / f"release-{wid}"
+    give_up = time.monotonic() + BLOCK_LIMIT
+    while not release.exists():
+        if time.monotonic() > give_up:
+            raise TimeoutError(f"{release} did not appear within {BLOCK_LIMIT}s")
+        time.sleep(0.005)
 
 
 def _spin(seconds: float) -> None:
@@ -274,6 +302,44 @@ def create_app(database_url: str | None, app_version: str = APP_VERSION) -> Work
         _spin(20.0)
         record(label, "overran")
         return "overran"
+
+    # Registered by name only (reach them with ``app.get_workflow``): the tests of cancel,
+    # resume and set_delay use them.
+    @app.workflow(name=PARENT)
+    def parent(label: str) -> list[str]:
+        """A step, three children (running, delayed, on a queue nobody serves), a step that
+        blocks, a step; returns the children's ids."""
+        slow_first(label)
+        running = slow.apply_async(args=(f"{label}-child",))
+        later = one_step.apply_async(args=(f"{label}-later",), countdown=3600)
+        elsewhere = one_step.apply_async(args=(f"{label}-elsewhere",), queue=QUEUE_B)
+        slow_wait(label)
+        slow_last(label)
+        return [running.id, later.id, elsewhere.id]
+
+    @app.step(name="wa.fixable.check")
+    def fixable_check(label: str) -> str:
+        record(label, "check")
+        if (workdir() / f"broken-{current().workflow_id}").exists():
+            raise FixableError(f"{current().workflow_id} is broken")
+        return "check"
+
+    @app.workflow(name=FIXABLE)
+    def fixable(label: str) -> list[str]:
+        """s1, a check that fails while ``broken-<id>`` exists, s3."""
+        return [s1(label), fixable_check(label), s3(label)]
+
+    @app.workflow(name=FRAGILE, max_recovery_attempts=0)
+    def fragile(label: str) -> list[str]:
+        """:data:`SLOW`'s steps, parked as soon as one crash is recovered."""
+        return [slow_first(label), slow_wait(label), slow_last(label)]
+
+    @app.workflow(name=BODY_BLOCKS)
+    def body_blocks(label: str) -> str:
+        """Block in the body, then return: no checkpoint can notice a cancel."""
+        record(label, "body")
+        _block_until_released()
+        return "done"
 
     return WorkerApp(app, noop, one_step, three_steps, slow, flaky, bound, soft, hard)
 

@@ -38,6 +38,7 @@ CURATED = {
     "WorkflowError",
     "WorkflowHandle",
     "WorkflowInfo",
+    "WorkflowStatusError",
     "__version__",
     "current",
     "shared_task",

@@ -1,4 +1,7 @@
 -- Queue maintenance: three statements, run in order inside one BEGIN IMMEDIATE transaction.
+-- Before them, in the same transaction, the broker runs cancel.sql with :deadline = :now:
+-- running workflows past their durable timeout become CANCELLED with their unfinished
+-- descendants, so none of those is promoted or counted below.
 -- 1. Due DELAYED rows become ENQUEUED. An expired row is never promoted: 2 cancels it.
 UPDATE workflows
 SET status = 'ENQUEUED', updated_at = :now
