@@ -303,7 +303,8 @@ def test_cancelling_a_parent_cancels_its_children_and_resume_of_all_of_them_undo
     postgres_url: str, workers: Workers, worker_dir: Path, make_producer: Producer
 ) -> None:
     wa = make_producer(postgres_url)
-    workers.start(postgres_url, "-c", "1", threads=3)
+    # Only "default": the third child waits on a queue no worker serves.
+    workers.start(postgres_url, "-c", "1", "-Q", "default", threads=3)
     parent = wa.app.get_workflow(workerapp.PARENT).delay("tree")
     running, later, elsewhere = (f"{parent.id}-{i}" for i in (1, 2, 3))
     wait_blocked(worker_dir, parent.id, running)
