@@ -40,6 +40,14 @@ def _resolve_app(ctx: click.Context, app_spec: str | None) -> Taskflow | None:
         raise click.ClickException(str(exc)) from None
 
 
+def _database_conf(ctx: click.Context, app_spec: str | None, database_url: str | None) -> Config:
+    """The configuration naming the system database: the app's, or one from a bare URL."""
+    app = _resolve_app(ctx, app_spec)
+    if app is not None and database_url is not None:
+        raise click.UsageError("give either -A/--app or --database-url, not both")
+    return app.conf if app is not None else Config(database_url=database_url)
+
+
 @main.command()
 @click.option("-A", "--app", "app_spec", default=None, help="Take the database from this app.")
 @click.option("--database-url", default=None, help="System database URL (default: the app's).")
@@ -49,10 +57,7 @@ def migrate(
     ctx: click.Context, app_spec: str | None, database_url: str | None, print_sql: bool
 ) -> None:
     """Create or upgrade the system database schema."""
-    app = _resolve_app(ctx, app_spec)
-    if app is not None and database_url is not None:
-        raise click.UsageError("give either -A/--app or --database-url, not both")
-    conf = app.conf if app is not None else Config(database_url=database_url)
+    conf = _database_conf(ctx, app_spec, database_url)
     try:
         broker = create_broker(conf)
         try:
@@ -186,10 +191,7 @@ def queues() -> None:
 def queues_list(ctx: click.Context, app_spec: str | None, database_url: str | None) -> None:
     """Every known queue: its limits (as the newest app version declared them), how many
     workflows wait (ENQUEUED, DELAYED) and run (PENDING), per partition where partitioned."""
-    app = _resolve_app(ctx, app_spec)
-    if app is not None and database_url is not None:
-        raise click.UsageError("give either -A/--app or --database-url, not both")
-    conf = app.conf if app is not None else Config(database_url=database_url)
+    conf = _database_conf(ctx, app_spec, database_url)
     try:
         broker = create_broker(conf)
         try:

@@ -5,7 +5,10 @@ concurrent claimers that never overshoot a limit together."""
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable
+
+import pytest
 
 from taskflow.broker import Broker
 from taskflow.models import Finish
@@ -129,15 +132,17 @@ def test_declarations_of_the_newest_version_win(broker: Broker) -> None:
     assert broker.queue_specs()["other"].app_version is None
 
 
+@pytest.mark.parametrize("partitioned", [False, True], ids=["queue", "partitions"])
 def test_concurrent_claimers_never_overshoot_together(
-    broker: Broker, make_broker: Callable[[], Broker]
+    broker: Broker, make_broker: Callable[[], Broker], partitioned: bool
 ) -> None:
     limit, threads, rows = 3, 6, 240
-    _fill(broker, rows)
-    spec = Queue(Q, concurrency=limit)
+    key = (lambda i: f"p{i % 4}") if partitioned else (lambda _: None)
+    _fill(broker, rows, key=key)
+    spec = Queue(Q, concurrency=limit, partitioned=partitioned)
     brokers = [make_broker() for _ in range(threads)]
     lock = threading.Lock()
-    running: set[str] = set()
+    running: dict[str, str | None] = {}
     peak = 0
     done: list[str] = []
     errors: list[BaseException] = []
@@ -152,10 +157,11 @@ def test_concurrent_claimers_never_overshoot_together(
             while True:
                 got = b.claim_limited(me, spec, VERSION, 2, NOW).rows
                 with lock:
-                    running.update(r.id for r in got)
+                    running.update((r.id, r.partition_key) for r in got)
                     # Counted before this claimer finishes anything: what the database held
-                    # PENDING at once is at least this set.
-                    peak = max(peak, len(running))
+                    # PENDING at once is at least this set (per partition when partitioned).
+                    per_key = Counter(running.values())
+                    peak = max(peak, *per_key.values(), 0)
                     if not got and not mine and len(done) == rows:
                         return
                 mine += [r.id for r in got]
@@ -164,7 +170,8 @@ def test_concurrent_claimers_never_overshoot_together(
                     # never holds less than what the database held PENDING.
                     _finish(b, me, mine)
                     with lock:
-                        running.difference_update(mine)
+                        for wid in mine:
+                            del running[wid]
                         done.extend(mine)
                     mine = []
         except BaseException as exc:
