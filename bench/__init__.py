@@ -7,7 +7,9 @@ and is registered in ``run.py``:
 - ``direct.py``: workflows called directly in this process (per-step overhead);
 - ``enqueue.py``: ``.delay()`` one at a time and ``delay_many``, no worker running;
 - ``throughput.py``: a full queue drained by ``taskflow worker -c 2`` (a real subprocess);
-- ``latency.py``: enqueue-to-start and enqueue-to-done on an idle worker.
+- ``latency.py``: enqueue-to-start and enqueue-to-done on an idle worker;
+- ``queues.py``: queues with concurrency, rate and partition limits against an unlimited
+  queue, and with many finished workflows in the table.
 
 Shared helpers: ``common.py`` (options, progress output), ``databases.py`` (scratch
 databases), ``timing.py`` (timed calls), ``stats.py`` (median, p95), ``environment.py`` (what

@@ -8,6 +8,14 @@ app on each scratch database with :func:`create_app`.
 
 Workflows: ``bench.noop`` (no steps) and ``bench.three_steps`` (three no-op steps).
 
+Queues (the ``queues`` suite, bench/queues.py): besides ``default``, the app declares one queue
+per flow-control setting it measures, all with the same no-op workflow enqueued onto them:
+``bench.unlimited`` (no limit, the baseline), ``bench.concurrency`` (``concurrency=50``),
+``bench.rate`` (``rate_limit="2000/s"``), ``bench.rate_unbound`` (``rate_limit="20000/s"``)
+and ``bench.partitioned`` (``concurrency=10`` per partition key). The worker records them in the
+database when it starts. A worker without ``-Q`` serves every queue the app declares, so the
+benchmark always gives ``-Q`` (``default`` for the other suites, see bench/workers.py).
+
 Profiling: with ``$TASKFLOW_BENCH_PROFILE`` naming a folder, a worker running this app profiles
 itself with cProfile (the parent's main loop from ``worker_ready`` on, and every thread of
 every prefork child) and writes one ``.prof`` file per thread into the folder as it stops.
@@ -49,6 +57,32 @@ APP_VERSION = "bench"
 NOOP = "bench.noop"
 THREE_STEPS = "bench.three_steps"
 
+UNLIMITED_QUEUE = "bench.unlimited"
+"""No limit: the baseline the limited queues are compared with."""
+
+CONCURRENCY_QUEUE = "bench.concurrency"
+"""At most 50 running at once over every worker: more than one ``-c 2`` worker's 16 slots, so
+the limit is checked on every claim but never binds."""
+
+RATE_QUEUE = "bench.rate"
+"""At most 2,000 starts per second: a no-op worker runs faster, so this limit binds."""
+
+UNBOUND_RATE_QUEUE = "bench.rate_unbound"
+"""At most 20,000 starts per second: above what one worker reaches, so it never binds."""
+
+PARTITIONED_QUEUE = "bench.partitioned"
+"""At most 10 running at once per partition key: with the workflows spread over 1,000 keys in
+turn, a 16-slot worker never has 10 of one key running, so the limit never binds."""
+
+QUEUE_LIMITS: dict[str, dict[str, Any]] = {
+    UNLIMITED_QUEUE: {},
+    CONCURRENCY_QUEUE: {"concurrency": 50},
+    RATE_QUEUE: {"rate_limit": "2000/s"},
+    UNBOUND_RATE_QUEUE: {"rate_limit": "20000/s"},
+    PARTITIONED_QUEUE: {"concurrency": 10, "partitioned": True},
+}
+"""``app.queue(name, **limits)`` of every benchmark queue (``default`` stays unlimited)."""
+
 
 @dataclass(frozen=True)
 class BenchApp:
@@ -72,6 +106,8 @@ def create_app(database_url: str | None, sqlite_synchronous: str | None = None) 
         {} if sqlite_synchronous is None else {"sqlite_synchronous": sqlite_synchronous}
     )
     app = Taskflow("bench", database_url=database_url, app_version=APP_VERSION, **settings)
+    for name, limits in QUEUE_LIMITS.items():
+        app.queue(name, **limits)
 
     @app.step(name="bench.step")
     def step() -> None:

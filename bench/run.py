@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import direct, enqueue, latency, throughput
+from bench import direct, enqueue, latency, queues, throughput
 from bench.common import (
     DEFAULT_OUTPUT,
     DEFAULT_POSTGRES_URL,
@@ -59,6 +59,12 @@ SUITES: dict[str, Suite] = {
             "latency",
             "enqueue-to-start and enqueue-to-done on an idle `taskflow worker -c 2`",
             latency.run,
+        ),
+        Suite(
+            "queues",
+            "throughput of queues with concurrency, rate and partition limits against an "
+            "unlimited queue, and with 1,000,000 finished workflows in the table",
+            queues.run,
         ),
     )
 }

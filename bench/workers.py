@@ -1,9 +1,9 @@
 """What the worker suites share: the producer's app on a scratch database, ``taskflow worker``
 as a real subprocess, and a look at the workflow rows it writes.
 
-The worker is started as ``taskflow worker -A bench.app:app -c 2`` (the console script's
-code, run by this interpreter, so it is the same Python and the same taskflow), with the
-scratch database in its environment (see bench/app.py), its log read line by line on a
+The worker is started as ``taskflow worker -A bench.app:app -c 2 -Q default`` (the console
+script's code, run by this interpreter, so it is the same Python and the same taskflow), with
+the scratch database in its environment (see bench/app.py), its log read line by line on a
 thread: the moment the line ending in ``ready.`` arrives is when it is ready. It is stopped
 with SIGTERM (a warm shutdown) and waited for; a worker that is not gone within a minute is
 killed and the suite fails.
@@ -45,12 +45,26 @@ STARTUP_TIMEOUT = 60.0
 STOP_TIMEOUT = 60.0
 """Seconds a worker may take to exit after SIGTERM."""
 
+WORKER_QUEUES = ("default",)
+"""``-Q`` unless a suite says otherwise. Without ``-Q`` a worker serves every queue the app
+declares, and bench/app.py declares limited queues for the ``queues`` suite: the other suites
+measure the default queue alone, as they did before the app had any."""
+
 _CLI = "import sys; from taskflow.cli import main; sys.argv[0] = 'taskflow'; main()"
 
 
-def worker_command_shown(concurrency: int = WORKER_CONCURRENCY) -> str:
+def worker_arguments(
+    concurrency: int = WORKER_CONCURRENCY, queues: Sequence[str] = WORKER_QUEUES
+) -> list[str]:
+    """``taskflow worker``'s arguments: the app, ``-c`` and ``-Q``."""
+    return ["-A", APP_SPEC, "-c", str(concurrency), "-Q", ",".join(queues)]
+
+
+def worker_command_shown(
+    concurrency: int = WORKER_CONCURRENCY, queues: Sequence[str] = WORKER_QUEUES
+) -> str:
     """The worker's command line as the report shows it."""
-    return f"taskflow worker -A {APP_SPEC} -c {concurrency}"
+    return " ".join(["taskflow worker", *worker_arguments(concurrency, queues)])
 
 
 @contextmanager
@@ -79,7 +93,11 @@ class WorkerProcess:
     """One ``taskflow worker`` subprocess and its log."""
 
     def __init__(
-        self, db: ScratchDatabase, options: Options, concurrency: int = WORKER_CONCURRENCY
+        self,
+        db: ScratchDatabase,
+        options: Options,
+        concurrency: int = WORKER_CONCURRENCY,
+        queues: Sequence[str] = WORKER_QUEUES,
     ) -> None:
         self.dialect = db.dialect
         self.spawned_at = time.perf_counter()
@@ -93,7 +111,7 @@ class WorkerProcess:
         self._tail: deque[str] = deque(maxlen=40)
         self._ready = threading.Event()
         self.proc = subprocess.Popen(
-            [sys.executable, "-c", _CLI, "worker", "-A", APP_SPEC, "-c", str(concurrency)],
+            [sys.executable, "-c", _CLI, "worker", *worker_arguments(concurrency, queues)],
             cwd=REPO_ROOT,
             env=worker_environment(db, options),
             stdin=subprocess.DEVNULL,
@@ -178,11 +196,15 @@ class WorkerProcess:
 
 @contextmanager
 def running_worker(
-    db: ScratchDatabase, options: Options, concurrency: int = WORKER_CONCURRENCY
+    db: ScratchDatabase,
+    options: Options,
+    concurrency: int = WORKER_CONCURRENCY,
+    queues: Sequence[str] = WORKER_QUEUES,
 ) -> Iterator[WorkerProcess]:
-    """A worker on ``db`` for the block (not yet ready: call ``wait_ready``); stopped with
-    SIGTERM afterwards, and a non-zero exit code fails the suite."""
-    worker = WorkerProcess(db, options, concurrency)
+    """A worker on ``db`` serving ``queues`` for the block (not yet
+    ready: call ``wait_ready``); stopped with SIGTERM afterwards, and a non-zero exit code
+    fails the suite."""
+    worker = WorkerProcess(db, options, concurrency, queues)
     try:
         yield worker
     except BaseException:
