@@ -85,6 +85,7 @@ class ClaimState:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._cursors: dict[str, str] = {}
+        self._pass_claimed: dict[str, bool] = {}
         self._pruned: dict[str, int] = {}
 
     def cursor(self, queue: str) -> str:
@@ -92,13 +93,21 @@ class ClaimState:
         with self._lock:
             return self._cursors.get(queue, "")
 
-    def advance(self, queue: str, found: Sequence[str], max_keys: int) -> bool:
-        """Move the walk past ``found``; True if it stopped short of the end (more partitions
-        follow), False if it reached the end and starts over next time."""
-        more = len(found) >= max_keys
+    def advance(self, queue: str, found: Sequence[str], max_keys: int, claimed: int) -> bool:
+        """Move the walk past ``found`` (which gave ``claimed`` workflows); True if the caller
+        should claim again at once: partitions of this pass remain unvisited, or the pass
+        reached the end having claimed something (so work flows: start the next pass now).
+        A whole pass that claimed nothing waits for news instead of spinning."""
         with self._lock:
-            self._cursors[queue] = found[-1] if more else ""
-        return more
+            if self._cursors.get(queue, "") == "":
+                self._pass_claimed[queue] = False
+            if claimed:
+                self._pass_claimed[queue] = True
+            if len(found) >= max_keys:
+                self._cursors[queue] = found[-1]
+                return True
+            self._cursors[queue] = ""
+            return self._pass_claimed.get(queue, False)
 
     def due_for_pruning(self, queue: str, now: int) -> bool:
         """True at most once per :data:`PRUNE_INTERVAL_MS` per queue."""

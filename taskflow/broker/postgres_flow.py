@@ -63,14 +63,14 @@ def claim_limited(
                     "lock_prefix": prefix,
                 },
             ).fetchall()
-            more = state.advance(queue.name, [r[0] for r in found], max_keys)
             keys = [r[0] for r in found if r[1]]
-            # A partition another claimer holds is served by it now; look again soon.
-            more = more or len(keys) < len(found)
             rows = []
             if keys:
                 claim = conn.execute(queries["claim_partitions"], {**params, "keys": keys})
                 rows = _rows(claim.fetchall())
+            more = state.advance(queue.name, [r[0] for r in found], max_keys, len(rows))
+            # A partition another claimer holds is served by it now; look again soon.
+            more = more or len(keys) < len(found)
         else:
             conn.execute(queries["lock_queue"], {"lock_key": prefix})
             rows = _rows(conn.execute(queries["claim_queue"], params).fetchall())

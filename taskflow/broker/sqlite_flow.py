@@ -96,9 +96,21 @@ def _claim_partitions(
         {"queue": queue.name, "after": state.cursor(queue.name), "max_keys": max_keys},
     ).fetchall()
     keys = [r[0] for r in found]
-    more = state.advance(queue.name, keys, max_keys)
+    rows = _take_round(conn, queries, queue, limits, base, limit, keys)
+    return rows, keys, state.advance(queue.name, keys, max_keys, len(rows))
+
+
+def _take_round(
+    conn: sqlite3.Connection,
+    queries: dict[str, str],
+    queue: Queue,
+    limits: dict[str, Any],
+    base: dict[str, Any],
+    limit: int,
+    keys: list[str],
+) -> list[Any]:
     if not keys:
-        return [], keys, more
+        return []
     running_q, starts_q, pick_q, take_q, log_q = statements(queries["claim_partitions"])
     listed = {**base, "keys": json_list(keys)}
     running = {k: (n, mine) for k, n, mine in conn.execute(running_q, listed)}
@@ -114,11 +126,11 @@ def _claim_partitions(
     candidates.sort()
     ids = [c[4] for c in candidates[:limit]]
     if not ids:
-        return [], keys, more
+        return []
     rows = conn.execute(take_q, {**base, "ids": json_list(ids)}).fetchall()
     if queue.rate_limit is not None:
         conn.executemany(log_q, [{**base, "key": r[18]} for r in rows])
-    return rows, keys, more
+    return rows
 
 
 __all__ = ["claim_limited"]

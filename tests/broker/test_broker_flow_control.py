@@ -10,6 +10,7 @@ from collections.abc import Callable
 import pytest
 
 from taskflow.broker import Broker
+from taskflow.broker.flow_control import MIN_KEYS_PER_CLAIM
 from taskflow.models import Finish
 from taskflow.queues import Queue, RateLimit
 from taskflow.status import Status
@@ -178,3 +179,22 @@ def test_concurrent_claimers_never_overshoot_together(
     assert not errors, errors
     assert sorted(done) == sorted(f"wf-{i:04d}" for i in range(rows))
     assert peak <= limit
+
+
+def test_a_walk_that_reaches_the_end_starts_over_at_once_but_never_spins(broker: Broker) -> None:
+    keys = MIN_KEYS_PER_CLAIM
+    _fill(broker, 2 * keys, key=lambda i: f"k{i % keys:03d}")
+    spec = Queue(Q, concurrency=1, partitioned=True)
+    # One walk's worth of partitions looked at, one claimed: the walk stops on the last key.
+    assert len(broker.claim_limited("a", spec, VERSION, 1, NOW).rows) == 1
+    # Nothing follows the last key: this claim gets nothing, but the pass claimed work, so
+    # it asks to be called again at once (not to wait up to a poll interval for news).
+    at_end = broker.claim_limited("a", spec, VERSION, 2, NOW)
+    assert at_end.rows == [] and at_end.retry_at == NOW
+    rest = broker.claim_limited("a", spec, VERSION, 2 * keys, NOW)
+    assert len(rest.rows) == keys - 1  # one per partition: every partition is at its limit
+    # A whole pass that claims nothing waits for news instead of spinning: here the pass is
+    # one full walk (32 keys) plus the empty look past the last key.
+    idle = [broker.claim_limited("a", spec, VERSION, 1, NOW) for _ in range(2)]
+    assert [c.rows for c in idle] == [[], []]
+    assert [c.retry_at for c in idle] == [NOW, None]
