@@ -164,6 +164,11 @@ class Worker:
                 if woke and not self._closing.is_set():
                     self._notified.set()
                     self._wake()
+                if self._sqlite:
+                    # Python locks are not fair: re-taking the lock at once would starve the
+                    # heartbeat thread (and with it the sweep that recovers dead executors)
+                    # for tens of seconds. A moment outside the lock lets a waiter in.
+                    time.sleep(0.002)
 
         self._listen_thread = threading.Thread(target=listen, name="taskflow-listen", daemon=True)
         self._listen_thread.start()
