@@ -9,7 +9,7 @@ Postgres an advisory lock scoped to the queue or partition, on SQLite ``BEGIN IM
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from taskflow.models import WorkflowRow
@@ -118,6 +118,27 @@ class ClaimState:
             return True
 
 
+def rate_upkeep(
+    queue: Queue,
+    state: ClaimState,
+    claimed: int,
+    limit: int,
+    keys: Sequence[str],
+    now: int,
+    oldest_start: Callable[[], int | None],
+    prune: Callable[[], None],
+) -> int | None:
+    """After a claim, inside its transaction: on a rate-limited queue, read the oldest start
+    in the window when the claim fell short (so :func:`retry_hint` can say when room opens)
+    and prune the start log now and then. Returns that oldest start, or None."""
+    if queue.rate_limit is None:
+        return None
+    oldest = oldest_start() if claimed < limit and keys else None
+    if state.due_for_pruning(queue.name, now):
+        prune()
+    return oldest
+
+
 def retry_hint(
     queue: Queue,
     claimed: Sequence[WorkflowRow],
@@ -150,5 +171,6 @@ __all__ = [
     "limits_params",
     "queue_record",
     "rate_period_ms",
+    "rate_upkeep",
     "retry_hint",
 ]

@@ -28,7 +28,7 @@ from taskflow.broker.migrations import (
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params, workflow_row
+from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params
 from taskflow.broker.url import DatabaseURL, validate_schema_name
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import DatabaseConnectionError, WorkflowDeduplicatedError
@@ -267,12 +267,7 @@ class PostgresBroker(SQLBroker):
                 self._claim_conn = None
                 conn.close()
                 raise
-        claimed = []
-        for r in rows:
-            row = workflow_row(r[:-1])
-            row.fresh = bool(r[-1])
-            claimed.append(row)
-        return claimed
+        return postgres_queue.claimed_rows(rows)
 
     def claim_limited(
         self, executor_id: str, queue: Queue, app_version: str, limit: int, now: int

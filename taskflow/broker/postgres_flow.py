@@ -16,20 +16,12 @@ from taskflow.broker.flow_control import (
     ClaimState,
     keys_per_claim,
     limits_params,
+    rate_upkeep,
     retry_hint,
 )
-from taskflow.broker.sql_broker import workflow_row
-from taskflow.models import LimitedClaim, WorkflowRow
+from taskflow.broker.postgres_queue import claimed_rows
+from taskflow.models import LimitedClaim
 from taskflow.queues import Queue
-
-
-def _rows(result: list[tuple[Any, ...]]) -> list[WorkflowRow]:
-    claimed = []
-    for r in result:
-        row = workflow_row(r[:-1])
-        row.fresh = bool(r[-1])
-        claimed.append(row)
-    return claimed
 
 
 def claim_limited(
@@ -67,25 +59,23 @@ def claim_limited(
             rows = []
             if keys:
                 claim = conn.execute(queries["claim_partitions"], {**params, "keys": keys})
-                rows = _rows(claim.fetchall())
+                rows = claimed_rows(claim.fetchall())
             more = state.advance(queue.name, [r[0] for r in found], max_keys, len(rows))
             # A partition another claimer holds is served by it now; look again soon.
             more = more or len(keys) < len(found)
         else:
             conn.execute(queries["lock_queue"], {"lock_key": prefix})
-            rows = _rows(conn.execute(queries["claim_queue"], params).fetchall())
-        oldest = None
-        if queue.rate_limit is not None:
-            if len(rows) < limit and keys:
-                got = conn.execute(
-                    queries["rate_window"],
-                    {"queue": queue.name, "keys": keys, "since": params["since"]},
-                ).fetchone()
-                oldest = got[0] if got is not None else None
-            if state.due_for_pruning(queue.name, now):
-                conn.execute(
-                    queries["prune_queue_starts"], {"queue": queue.name, "since": params["since"]}
-                )
+            rows = claimed_rows(conn.execute(queries["claim_queue"], params).fetchall())
+        window = {"queue": queue.name, "keys": keys, "since": params["since"]}
+
+        def oldest_start() -> int | None:
+            got = conn.execute(queries["rate_window"], window).fetchone()
+            return got[0] if got is not None else None
+
+        def prune() -> None:
+            conn.execute(queries["prune_queue_starts"], window)
+
+        oldest = rate_upkeep(queue, state, len(rows), limit, keys, now, oldest_start, prune)
     return LimitedClaim(rows, retry_hint(queue, rows, limit, oldest, now, more))
 
 

@@ -15,9 +15,14 @@ import psycopg
 from psycopg import sql
 
 from taskflow.broker.base import Listener
-from taskflow.broker.sql_broker import DEFAULT_QUEUE, enqueue_results, enqueue_status
+from taskflow.broker.sql_broker import (
+    DEFAULT_QUEUE,
+    enqueue_results,
+    enqueue_status,
+    workflow_row,
+)
 from taskflow.errors import DatabaseConnectionError
-from taskflow.models import EnqueueResult, Finish, NewWorkflow
+from taskflow.models import EnqueueResult, Finish, NewWorkflow, WorkflowRow
 
 Cursor = psycopg.Cursor[tuple[Any, ...]]
 
@@ -96,6 +101,16 @@ def claim_params(
     }
 
 
+def claimed_rows(result: Sequence[tuple[Any, ...]]) -> list[WorkflowRow]:
+    """Rows of a claim statement (``get_workflow.sql`` order, then ``fresh``)."""
+    claimed = []
+    for r in result:
+        row = workflow_row(r[:-1])
+        row.fresh = bool(r[-1])
+        claimed.append(row)
+    return claimed
+
+
 class PostgresListener(Listener):
     """LISTEN on the schema's channel over a connection of its own (autocommit).
 
@@ -170,6 +185,7 @@ __all__ = [
     "PostgresListener",
     "channel_name",
     "claim_params",
+    "claimed_rows",
     "enqueue",
     "enqueue_params",
 ]

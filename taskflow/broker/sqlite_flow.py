@@ -13,6 +13,7 @@ from taskflow.broker.flow_control import (
     ClaimState,
     keys_per_claim,
     limits_params,
+    rate_upkeep,
     retry_hint,
 )
 from taskflow.broker.sql_broker import WORKFLOW_COLUMNS, workflow_row
@@ -69,13 +70,15 @@ def claim_limited(
         rows = conn.execute(take, {**base, "limit": room}).fetchall() if room else []
         if rows and queue.rate_limit is not None:
             conn.executemany(log, [{**base, "key": ""}] * len(rows))
-    oldest = None
-    if queue.rate_limit is not None:
-        if len(rows) < limit and keys:
-            got = conn.execute(queries["rate_window"], {**base, "keys": json_list(keys)}).fetchone()
-            oldest = got[0] if got is not None else None
-        if state.due_for_pruning(queue.name, now):
-            conn.execute(queries["prune_queue_starts"], base)
+
+    def oldest_start() -> int | None:
+        got = conn.execute(queries["rate_window"], {**base, "keys": json_list(keys)}).fetchone()
+        return got[0] if got is not None else None
+
+    def prune() -> None:
+        conn.execute(queries["prune_queue_starts"], base)
+
+    oldest = rate_upkeep(queue, state, len(rows), limit, keys, now, oldest_start, prune)
     claimed = _sorted_rows(rows)
     return LimitedClaim(claimed, retry_hint(queue, claimed, limit, oldest, now, more))
 
