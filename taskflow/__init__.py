@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from taskflow import signals
 from taskflow.app import Taskflow
+from taskflow.concurrent import StepFuture, gather, select, start_step
 from taskflow.config import Config
+from taskflow.debouncer import Debouncer
 from taskflow.errors import (
     ConfigurationError,
     DatabaseConnectionError,
@@ -29,12 +31,15 @@ from taskflow.errors import (
     WorkflowStatusError,
 )
 from taskflow.handle import WorkflowHandle
+from taskflow.messaging import get_event, recv, send, set_event
 from taskflow.models import ErrorInfo, StepInfo, WorkflowInfo
+from taskflow.patching import deprecate_patch, patch
 from taskflow.queues import Queue
 from taskflow.shared import shared_task
 from taskflow.status import Status
 from taskflow.step import Step
 from taskflow.task import Request, Workflow
+from taskflow.waiting import sleep
 from taskflow.workflow import CurrentInfo, current
 
 __version__ = "0.1.0"
@@ -44,6 +49,7 @@ __all__ = [
     "ConfigurationError",
     "CurrentInfo",
     "DatabaseConnectionError",
+    "Debouncer",
     "ErrorInfo",
     "MaxRecoveryAttemptsExceededError",
     "MaxRetriesExceededError",
@@ -55,6 +61,7 @@ __all__ = [
     "SoftTimeLimitExceeded",
     "Status",
     "Step",
+    "StepFuture",
     "StepInfo",
     "Taskflow",
     "TaskflowError",
@@ -71,6 +78,16 @@ __all__ = [
     "WorkflowStatusError",
     "__version__",
     "current",
+    "deprecate_patch",
+    "gather",
+    "get_event",
+    "patch",
+    "recv",
+    "select",
+    "send",
+    "set_event",
     "shared_task",
     "signals",
+    "sleep",
+    "start_step",
 ]

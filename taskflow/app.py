@@ -9,13 +9,14 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from taskflow import control, shared
+from taskflow import control, messaging, shared
 from taskflow.broker import Broker, create_broker
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
+from taskflow.debouncer import Debouncer
 from taskflow.enqueue import Call, new_workflows, resolve, validate
 from taskflow.errors import (
     ConfigurationError,
@@ -546,6 +547,81 @@ class Taskflow(ExecutionMixin):
     AsyncResult = retrieve
     """Celery's name for :meth:`retrieve`."""
 
+    # -- debouncing ------------------------------------------------------------------------
+    @overload
+    def debouncer(
+        self,
+        workflow: Workflow[P, R],
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Debouncer[P, R]: ...
+
+    @overload
+    def debouncer(
+        self,
+        workflow: str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Debouncer[..., Any]: ...
+
+    def debouncer(
+        self,
+        workflow: Workflow[..., Any] | str,
+        timeout: float | timedelta | None = None,
+        *,
+        queue: str | None = None,
+    ) -> Debouncer[..., Any]:
+        """A :class:`Debouncer` of a registered workflow (the object or its name):
+        ``.debounce(key, delay, *args, **kwargs)`` starts it ``delay`` seconds after the last
+        call for ``key``, with that call's arguments; ``timeout`` (seconds) caps the wait from
+        the first call. The workflows wait in ``queue``, else the workflow's queue, else
+        ``default`` (not a partitioned queue). See ``docs/debouncing.md``."""
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", workflow)
+        if not isinstance(name, str):
+            raise ConfigurationError(
+                f"debouncer: give a registered workflow or its name, got {workflow!r}"
+            )
+        wf = self.get_workflow(name)
+        if isinstance(workflow, Workflow) and workflow is not wf:
+            raise ConfigurationError(
+                f"debouncer: workflow {name!r} is registered on another app, not on {self.name!r}"
+            )
+        target = validate_queue_name(queue) if queue is not None else wf.queue or DEFAULT_QUEUE
+
+        def check() -> None:
+            if self._check_queue(target).partitioned:
+                raise ConfigurationError(
+                    f"debouncer of workflow {name!r}: queue {target!r} is partitioned, and "
+                    "debounced workflows have no partition key; use another queue"
+                )
+
+        def run_eagerly(
+            args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> WorkflowHandle[Any] | None:
+            if not self.conf.task_always_eager:
+                return None
+            return self._handle(
+                self._run_direct(wf, args, kwargs, raise_error=False, eager=True), wf
+            )
+
+        return Debouncer(
+            name,
+            broker=lambda: self.broker,
+            clock=self.clock,
+            queue=target,
+            encode_inputs=lambda args, kwargs: wf.signature.encode_inputs(
+                args, kwargs, f"workflow {name!r}"
+            ),
+            handle=lambda workflow_id: self._handle(workflow_id, wf),
+            timeout=timeout,
+            priority=wf.priority,
+            workflow_timeout=wf.timeout,
+            check=check,
+            run_eagerly=run_eagerly,
+        )
+
     # -- control ---------------------------------------------------------------------------
     def cancel(self, *ids: str) -> list[str]:
         """Cancel workflows by id, and all their descendants, in one statement.
@@ -598,6 +674,44 @@ class Taskflow(ExecutionMixin):
         and :class:`UnknownWorkflowError` when it does not exist.
         """
         control.set_delay(self.broker, self.clock, workflow_id, seconds, until)
+
+    # -- messages and events ---------------------------------------------------------------
+    def send(
+        self,
+        workflow_id: str,
+        message: Any,
+        topic: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        """Send ``message`` (any value msgspec JSON encodes) to workflow ``workflow_id``,
+        for its ``taskflow.recv(topic)``. Messages are delivered exactly once, in send order
+        per topic; they wait in the inbox until received, also while the receiver is not
+        running yet. With ``idempotency_key`` a repeated call sends nothing more.
+
+        Called from workflow code this is ``taskflow.send`` (a recorded step). Raises
+        :class:`UnknownWorkflowError` when no workflow has that id.
+        """
+        ctx = current_context()
+        if ctx is not None:
+            messaging.send(workflow_id, message, topic)
+            return
+        messaging.send_outside(
+            self.broker, self.clock, workflow_id, message, topic, idempotency_key
+        )
+
+    def get_event(
+        self, workflow_id: str, key: str, timeout: float | None = messaging.DEFAULT_TIMEOUT
+    ) -> Any:
+        """The latest value workflow ``workflow_id`` published for event ``key``
+        (``taskflow.set_event``), waiting up to ``timeout`` seconds (None: without limit)
+        for the first one; None when none is set by then or the workflow finished without
+        setting it. Values come back as JSON types (a datetime as its ISO string).
+
+        Called from workflow code this is ``taskflow.get_event`` (a recorded step).
+        """
+        if current_context() is not None:
+            return messaging.get_event(workflow_id, key, timeout)
+        return messaging.get_event_outside(self.broker, self.clock, workflow_id, key, timeout)
 
 
 __all__ = ["Taskflow", "Workflow"]

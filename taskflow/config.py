@@ -77,6 +77,13 @@ class Config:
     """Seconds between checks for new work when no notification arrives (a lost NOTIFY, or
     PgBouncer in transaction mode, only slows pickup to this)."""
 
+    workflow_park_after: float = 5.0
+    """Seconds a workflow run by a worker may wait (``sleep``, ``recv``, ``get_event``, a
+    child's result) while holding its worker slot. A longer wait parks it: the slot and its
+    queue's concurrency slot are given back, and the workflow is claimed again (replaying
+    from its checkpoints) when its wake-up time comes or what it waits for arrives. A sleep
+    longer than this parks at once. 0 parks every wait at once."""
+
     worker_heartbeat_interval: float = 2.0
     """Seconds between heartbeats of a worker (and of a process running workflows directly)."""
 

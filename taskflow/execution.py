@@ -323,6 +323,7 @@ class ExecutionMixin:
                 args=tuple(args),
                 kwargs=kwargs,
                 eager=eager,
+                park_after=self.conf.workflow_park_after if mode is not None else None,
                 load_recorded=(
                     (lambda: {s.step_id: s for s in broker.load_steps(workflow_id)})
                     if history

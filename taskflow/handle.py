@@ -22,6 +22,17 @@ R = TypeVar("R")
 
 _FIRST_POLL = 0.001
 
+WorkflowWaiter = Callable[[Broker, str, "float | None"], "WorkflowRow | None"]
+"""Waits durably for a workflow's outcome from inside workflow code (None elsewhere)."""
+
+_workflow_waiter: list[WorkflowWaiter] = []
+
+
+def set_workflow_waiter(waiter: WorkflowWaiter) -> None:
+    """Install what ``get()`` does inside workflow code: a recorded wait that parks when long
+    (it lives above this module, hence the hook)."""
+    _workflow_waiter[:] = [waiter]
+
 
 class WorkflowHandle(Generic[R]):
     """A workflow by id: its status, its result, its steps.
@@ -118,8 +129,21 @@ class WorkflowHandle(Generic[R]):
         :class:`~taskflow.errors.WorkflowError`), :class:`WorkflowCancelledError` for a cancelled
         workflow, and the built-in :class:`TimeoutError` when ``timeout`` seconds pass first.
         With ``propagate=False`` the exception is returned instead of raised.
+
+        Inside workflow code the wait is a step of that workflow: its outcome is recorded
+        (a replay returns the same one), and run by a worker a long wait parks the workflow
+        until this one finishes.
         """
-        row = self.wait(timeout=timeout, interval=interval)
+        row = None
+        if _workflow_waiter:
+            try:
+                row = _workflow_waiter[0](self._broker, self._id, timeout)
+            except Exception as exc:
+                if propagate:
+                    raise
+                return exc
+        if row is None:
+            row = self.wait(timeout=timeout, interval=interval)
         return self.outcome(row, propagate)  # type: ignore[no-any-return]
 
     def wait(self, timeout: float | None = None, interval: float | None = None) -> WorkflowRow:

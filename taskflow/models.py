@@ -182,6 +182,27 @@ class ControlRef(msgspec.Struct, frozen=True):
     changed: bool
 
 
+class Wait(msgspec.Struct, frozen=True):
+    """What a parked workflow waits for: ``kind`` is 'sleep', 'recv', 'event' or 'child';
+    ``until`` the time it wakes anyway (ms, None: no limit); ``wait_on`` the workflow whose
+    event or result it waits for (its own id for recv); ``wait_key`` the topic or event
+    key."""
+
+    kind: str
+    until: int | None
+    wait_on: str | None = None
+    wait_key: str | None = None
+
+
+class Delivery(msgspec.Struct, frozen=True):
+    """What sending a message found: whether the destination exists, whether this call
+    wrote the message (False for a replayed send), and the sending workflow's status."""
+
+    found: bool
+    inserted: bool
+    sender_status: Status | None = None
+
+
 class QueueDepth(msgspec.Struct, frozen=True):
     """How much work one queue (or one partition of it) holds right now."""
 
@@ -285,6 +306,7 @@ def step_info(row: StepRow) -> StepInfo:
 
 __all__ = [
     "ControlRef",
+    "Delivery",
     "EnqueueResult",
     "ErrorInfo",
     "ExecutorBeat",
@@ -297,6 +319,7 @@ __all__ = [
     "StartResult",
     "StepInfo",
     "StepRow",
+    "Wait",
     "WorkflowInfo",
     "WorkflowRow",
     "decode_error_info",

@@ -81,6 +81,13 @@ class WorkflowContext:
     broken: BaseException | None = None
     """Set when a checkpoint could not be written: the workflow must stop without recording
     an outcome, so that it stays PENDING and is recovered."""
+    park_after: float | None = None
+    """Seconds a wait may hold its worker slot before the workflow parks (gives the slot back
+    and is claimed again when the wait ends). None: never park (run directly, not by a
+    worker)."""
+    unfinished: list[Callable[[], None]] = field(default_factory=list)
+    """One wait per step started with ``taskflow.start_step`` in its own thread: the outcome
+    of the workflow is written only once they have returned (see :meth:`wait_unfinished`)."""
 
     @property
     def step_id(self) -> int | None:
@@ -108,6 +115,30 @@ class WorkflowContext:
                 "changed since it started; resume it on the app version it started on"
             )
         return step_id, recorded
+
+    def recorded_history(self) -> dict[int, StepRow]:
+        """The steps recorded before this execution started, by step id (loaded once, the
+        same lazy way :meth:`take_step_id` loads them)."""
+        if self.load_recorded is not None:
+            self.recorded = self.load_recorded()
+            self.load_recorded = None
+        return self.recorded
+
+    def peek_step(self) -> StepRow | None:
+        """The recorded outcome at the next step position, without taking the position:
+        ``taskflow.patch()`` looks at the history before it decides whether to use it."""
+        return self.recorded_history().get(self.next_step)
+
+    def wait_unfinished(self) -> None:
+        """Wait for the steps this execution started with ``taskflow.start_step`` and left
+        running, so that none is still running, or unrecorded, once the workflow has an
+        outcome (a workflow-level retry would otherwise run such a step a second time). Not
+        after a cancel or a failed checkpoint: nothing more can be recorded then."""
+        waits, self.unfinished = self.unfinished, []
+        for wait in waits:
+            if self.cancelled or self.broken is not None:
+                return
+            wait()
 
     def check_deadline(self) -> None:
         """Cancel the workflow, and its unfinished descendants, if its durable timeout has
@@ -147,6 +178,12 @@ class WorkflowContext:
                 self.workflow_id,
                 exc_info=True,
             )
+
+
+class WorkflowParked(BaseException):
+    """Unwinds a workflow that parked while it waits: it is DELAYED (or back in its queue)
+    and resumes by replay when claimed again. A ``BaseException`` so that ``except
+    Exception`` in workflow code cannot swallow it."""
 
 
 _current: contextvars.ContextVar[WorkflowContext | None] = contextvars.ContextVar(
@@ -248,7 +285,15 @@ def execute(
     try:
         with running(ctx):
             ctx.check_deadline()
-            value = fn(*args, **kwargs)
+            try:
+                value = fn(*args, **kwargs)
+            except Exception:
+                ctx.wait_unfinished()
+                raise
+            ctx.wait_unfinished()
+    except WorkflowParked:
+        # Written already by the park: nothing more to record here.
+        return Outcome(Status.DELAYED, recorded=True)
     except WorkflowCancelledError as exc:
         if ctx.broken is not None:
             raise ctx.broken from None
@@ -290,6 +335,7 @@ __all__ = [
     "CurrentInfo",
     "Outcome",
     "WorkflowContext",
+    "WorkflowParked",
     "current",
     "current_context",
     "execute",

@@ -15,8 +15,10 @@ from importlib import resources
 import msgspec
 
 from taskflow.broker.url import DatabaseURL
+from taskflow.broker.wakeups import WakeHub
 from taskflow.models import (
     ControlRef,
+    Delivery,
     EnqueueResult,
     ExecutorBeat,
     Finish,
@@ -27,6 +29,7 @@ from taskflow.models import (
     QueueTick,
     StartResult,
     StepRow,
+    Wait,
     WorkflowRow,
 )
 from taskflow.queues import Queue, QueueRecord
@@ -301,6 +304,67 @@ class Broker(abc.ABC):
     def orphans(self, executor_id: str) -> list[OrphanRef]:
         """The PENDING workflows of ``executor_id``, with their parents' status."""
 
+    # -- messages, events and parked waits --------------------------------------------------
+    @property
+    @abc.abstractmethod
+    def wakeups(self) -> WakeHub:
+        """This process's waiters on messages, events and streams."""
+
+    @abc.abstractmethod
+    def send_message(
+        self,
+        destination_id: str,
+        topic: str,
+        message: str,
+        now: int,
+        send_key: str | None = None,
+        sender: tuple[str, int, str] | None = None,
+    ) -> Delivery:
+        """In one transaction: if ``destination_id`` exists, append ``message`` to its inbox
+        under ``topic`` ('' for none) unless ``send_key`` was used before, record the sending
+        step ``sender`` = (workflow id, step id, step name) when given, and wake the
+        destination if it is parked in recv on this topic."""
+
+    @abc.abstractmethod
+    def take_message(
+        self, workflow_id: str, topic: str, step_id: int, step_name: str, started_at: int, now: int
+    ) -> tuple[str | None, Status | None]:
+        """In one transaction: if the workflow is PENDING and step ``step_id`` is not
+        recorded, remove its oldest message of ``topic`` and record it as that step's
+        output. Returns the message (None when there was none) and the workflow's status."""
+
+    @abc.abstractmethod
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> Status | None:
+        """In one transaction: set the latest value of the workflow's event ``key``, record
+        step ``step`` = (step id, name) when given, and wake workflows parked waiting for it.
+        Returns the workflow's status."""
+
+    @abc.abstractmethod
+    def get_event(self, workflow_id: str, key: str) -> tuple[str | None, Status | None]:
+        """The latest value of a workflow's event key (None: not set) and its status (None:
+        no such workflow)."""
+
+    @abc.abstractmethod
+    def park(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        wait: Wait,
+        now: int,
+        default_queue: str = "default",
+    ) -> Status | None:
+        """Guarded by PENDING and ``executor_id``: give the workflow's slots back while it
+        waits: DELAYED with ``wait`` recorded, or ENQUEUED (waking workers) when what it
+        waits for is already there. The attempt is not counted. Returns the new status, or
+        None when the guard failed (cancelled, or owned by someone else now)."""
+
     # -- control ---------------------------------------------------------------------------
     @abc.abstractmethod
     def cancel(self, ids: Sequence[str], now: int) -> list[str]:
@@ -334,5 +398,39 @@ class Broker(abc.ABC):
         was not DELAYED), or None when there is no such workflow. One statement on
         Postgres."""
 
+    # -- debouncing --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def debounce(
+        self, new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
+    ) -> DebounceResult:
+        """Debounce workflow ``new.name`` under ``key``, in one transaction serialised with
+        every other debounce of the same ``(new.name, key)`` (the ``debounces`` row is locked
+        first on Postgres; ``BEGIN IMMEDIATE`` on SQLite), so concurrent producers never leave
+        two waiting workflows for one key.
 
-__all__ = ["Broker", "Listener", "PendingRef", "StepWrite", "load_queries"]
+        If the ``debounces`` row of ``(new.name, key)`` names a workflow that is still DELAYED
+        and has never started, that workflow gets ``new.inputs`` and ``delay_until = now +
+        delay_ms``, capped at ``first_at + max_wait_ms`` when ``max_wait_ms`` is given.
+        Otherwise (no row, or its workflow started, finished or vanished) a new cycle starts:
+        ``new`` is inserted (unless its id exists) with ``delay_until = now + delay_ms``, capped
+        at ``now + max_wait_ms``, and the row records ``new.id`` with ``first_at = now``.
+        Either way the workflow is DELAYED while ``delay_until > now``, else ENQUEUED (waking
+        workers). ``new.status`` and ``new.delay_until`` are ignored: the rule above sets
+        them; ``new.queue`` None means the default queue."""
+
+
+class DebounceResult(msgspec.Struct, frozen=True):
+    """What one debounce call did: ``workflow_id`` is the workflow it created or pushed back;
+    ``created`` a new cycle began (a new workflow was written), ``pushed`` the waiting one got
+    the new inputs and delay. Neither: the id of a new cycle existed already (a replayed
+    call), nothing was written to it. ``status`` and ``delay_until`` are as written (None
+    when nothing was)."""
+
+    workflow_id: str
+    created: bool
+    pushed: bool
+    status: Status | None = None
+    delay_until: int | None = None
+
+
+__all__ = ["Broker", "DebounceResult", "Listener", "PendingRef", "StepWrite", "load_queries"]

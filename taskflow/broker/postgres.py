@@ -10,16 +10,17 @@ from __future__ import annotations
 import os
 import threading
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from taskflow.broker import postgres_flow, postgres_queue
-from taskflow.broker.base import Listener, StepWrite, load_queries
+from taskflow.broker.base import DebounceResult, Listener, StepWrite, load_queries
 from taskflow.broker.external import postgres_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
@@ -28,12 +29,20 @@ from taskflow.broker.migrations import (
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params
+from taskflow.broker.sql_broker import (
+    DEFAULT_QUEUE,
+    SQLBroker,
+    debounce_params,
+    debounce_until,
+    step_params,
+)
 from taskflow.broker.url import DatabaseURL, validate_schema_name
+from taskflow.broker.wakeups import WakeHub, events_key, inbox_key
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import DatabaseConnectionError, WorkflowDeduplicatedError
 from taskflow.models import (
     ControlRef,
+    Delivery,
     EnqueueResult,
     Finish,
     LimitedClaim,
@@ -73,6 +82,12 @@ class PostgresBroker(SQLBroker):
         self._claim_state = ClaimState()
         self._claim_conn: psycopg.Connection[Any] | None = None
         self._claim_pid = 0
+        self.wake_channel = f"{self.channel}_wake"
+        """The NOTIFY channel of message, event and stream writes (payload: a wake key)."""
+        self._wakeups = WakeHub(
+            poll_interval=1.0,
+            listen=lambda: _WakeListener(self._connect, self.wake_channel),
+        )
 
     # -- connections -----------------------------------------------------------------------
     def _connection_error(self, exc: Exception) -> DatabaseConnectionError:
@@ -164,6 +179,7 @@ class PostgresBroker(SQLBroker):
             if self._pool is not None and self._pid == os.getpid():
                 self._pool.close()
             self._pool = None
+        self._wakeups.close()
         with self._claim_lock:
             if self._claim_conn is not None and self._claim_pid == os.getpid():
                 self._claim_conn.close()
@@ -335,6 +351,84 @@ class PostgresBroker(SQLBroker):
         """A listener on its own connection, listening before this returns."""
         return postgres_queue.PostgresListener(self._connect, self.channel)
 
+    # -- messages and events ---------------------------------------------------------------
+    @property
+    def wakeups(self) -> WakeHub:
+        """Woken by a LISTEN thread on :attr:`wake_channel`, polling each second besides."""
+        return self._wakeups
+
+    def send_message(
+        self,
+        destination_id: str,
+        topic: str,
+        message: str,
+        now: int,
+        send_key: str | None = None,
+        sender: tuple[str, int, str] | None = None,
+    ) -> Delivery:
+        """One statement (see ``send_message.sql``)."""
+        params = {
+            "destination_id": destination_id,
+            "topic": topic,
+            "message": message,
+            "send_key": send_key,
+            "now": now,
+            "sender_id": sender[0] if sender else None,
+            "step_id": sender[1] if sender else None,
+            "step_name": sender[2] if sender else None,
+            "channel": self.channel,
+            "wake_channel": self.wake_channel,
+        }
+        row = self._one("send_message", params)
+        assert row is not None  # scalar subqueries: always one row
+        if row[1]:
+            self._wakeups.publish(inbox_key(destination_id))
+        return Delivery(
+            found=bool(row[0]),
+            inserted=bool(row[1]),
+            sender_status=Status(row[4]) if row[4] is not None else None,
+        )
+
+    def take_message(
+        self, workflow_id: str, topic: str, step_id: int, step_name: str, started_at: int, now: int
+    ) -> tuple[str | None, Status | None]:
+        """One statement (see ``take_message.sql``)."""
+        params = {
+            "workflow_id": workflow_id,
+            "topic": topic,
+            "step_id": step_id,
+            "step_name": step_name,
+            "started_at": started_at,
+            "now": now,
+        }
+        row = self._one("take_message", params)
+        assert row is not None
+        return row[0], Status(row[1]) if row[1] is not None else None
+
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> Status | None:
+        """One statement (see ``set_event.sql``)."""
+        params = {
+            "workflow_id": workflow_id,
+            "key": key,
+            "value": value,
+            "now": now,
+            "step_id": step[0] if step else None,
+            "step_name": step[1] if step else None,
+            "channel": self.channel,
+            "wake_channel": self.wake_channel,
+        }
+        row = self._one("set_event", params)
+        assert row is not None
+        self._wakeups.publish(events_key(workflow_id))
+        return Status(row[0]) if row[0] is not None else None
+
     # -- control ---------------------------------------------------------------------------
     def cancel(self, ids: Sequence[str], now: int) -> list[str]:
         """The given workflows and their unfinished descendants, in one recursive statement."""
@@ -382,6 +476,52 @@ class PostgresBroker(SQLBroker):
         if row is None:
             return None
         return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=row[3])
+
+    # -- debouncing --------------------------------------------------------------------------
+    def debounce(
+        self, new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
+    ) -> DebounceResult:
+        """Two statements in one transaction: lock (or create) the key's row, then push its
+        workflow back or start a new cycle, seeing whatever the debounce ahead committed."""
+        params = debounce_params(new, key, delay_ms, max_wait_ms, now)
+        params["channel"] = self.channel
+        with self._conn() as conn, conn.transaction():
+            locked = conn.execute(self._q["debounce_lock"], params).fetchone()
+            assert locked is not None  # an upsert with RETURNING always returns its row
+            current_id, first_at = locked
+            params["current_id"] = current_id
+            params["push_until"] = debounce_until(now, delay_ms, max_wait_ms, first_at)
+            row = conn.execute(self._q["debounce"], params).fetchone()
+        assert row is not None  # one row whatever was written
+        workflow_id, pushed, written, status, delay_until = row[:5]
+        return DebounceResult(
+            workflow_id=workflow_id,
+            created=bool(written) and not pushed,
+            pushed=bool(pushed),
+            status=Status(status) if status is not None else None,
+            delay_until=delay_until,
+        )
+
+
+class _WakeListener:
+    """LISTEN on the wake channel over a connection of its own, for :class:`WakeHub`."""
+
+    def __init__(self, connect: Callable[[], psycopg.Connection[Any]], channel: str) -> None:
+        self._conn = connect()
+        try:
+            self._conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def notifies(self, timeout: float) -> Iterator[str]:
+        """The payloads that arrive within ``timeout`` seconds."""
+        for notify in self._conn.notifies(timeout=timeout):
+            yield notify.payload
+
+    def close(self) -> None:
+        """End the LISTEN by closing the connection."""
+        self._conn.close()
 
 
 __all__ = ["PostgresBroker"]

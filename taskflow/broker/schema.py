@@ -284,6 +284,100 @@ def v3_workflow_indexes(workflows: Table, dialect: str) -> list[Index]:
     ]
 
 
+def v4_tables(metadata: MetaData, dialect: str) -> list[Table]:
+    """Version 4, new tables: messages, events, streams and debouncers of durable workflows."""
+    # seq orders messages per (destination, topic): send order is delivery order. On SQLite
+    # an INTEGER PRIMARY KEY is the rowid, which only grows.
+    seq = (
+        Column("seq", BigInteger, Identity(always=True), primary_key=True)
+        if dialect == "postgresql"
+        else Column("seq", Integer, primary_key=True)
+    )
+    messages = Table(
+        "messages",
+        metadata,
+        seq,
+        Column("destination_id", Text, nullable=False),
+        # '' is "no topic": recv() without a topic reads only those.
+        Column("topic", Text, nullable=False),
+        Column("message", Text, nullable=False),
+        # Set by a send from a workflow (its id and step): a replayed send writes nothing.
+        Column("send_key", Text),
+        Column("created_at", BigInteger, nullable=False),
+    )
+    Index("ix_messages_inbox", messages.c.destination_id, messages.c.topic, messages.c.seq)
+    keyed = text("send_key IS NOT NULL")
+    Index(
+        "ux_messages_send_key",
+        messages.c.send_key,
+        unique=True,
+        postgresql_where=keyed,
+        sqlite_where=keyed,
+    )
+    # The latest value of each key a workflow published.
+    events = Table(
+        "events",
+        metadata,
+        Column("workflow_id", Text, primary_key=True),
+        Column("key", Text, primary_key=True),
+        Column("value", Text, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    )
+    # Append-only streams: offset 0, 1, 2... per (workflow, key); a row with a NULL value
+    # closes the stream.
+    streams = Table(
+        "streams",
+        metadata,
+        Column("workflow_id", Text, primary_key=True),
+        Column("key", Text, primary_key=True),
+        Column("offset", Integer, primary_key=True, autoincrement=False),
+        Column("value", Text),
+        Column("written_at", BigInteger, nullable=False),
+    )
+    # The workflow each debounce key currently pushes back, and when its first call came.
+    debounces = Table(
+        "debounces",
+        metadata,
+        Column("workflow_name", Text, primary_key=True),
+        Column("debounce_key", Text, primary_key=True),
+        Column("workflow_id", Text, nullable=False),
+        Column("first_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    )
+    return [messages, events, streams, debounces]
+
+
+def v4_workflow_columns() -> list[Column[Any]]:
+    """Version 4, columns added to ``workflows``: what a parked workflow waits for.
+
+    A workflow that waits longer than the park threshold is DELAYED with ``wait_kind`` set
+    ('sleep', 'recv', 'event', 'child'), ``wait_on`` the workflow it waits on (event, child)
+    and ``wait_key`` the topic or event key; whatever it waits for wakes it early."""
+    return [
+        Column("wait_kind", Text),
+        Column("wait_on", Text),
+        Column("wait_key", Text),
+    ]
+
+
+def v4_workflow_indexes(workflows: Table) -> list[Index]:
+    """Version 4, indexes of ``workflows`` (the table must hold the v4 columns)."""
+    c = workflows.c
+    waiting = text("status = 'DELAYED' AND wait_on IS NOT NULL")
+    parked = text("status = 'DELAYED' AND deadline_at IS NOT NULL")
+    return [
+        # Who waits on a workflow's event or result: probed when it publishes or finishes.
+        Index("ix_workflows_waiting", c.wait_on, postgresql_where=waiting, sqlite_where=waiting),
+        # Parked or retrying workflows past their durable timeout are cancelled too.
+        Index(
+            "ix_workflows_parked_deadline",
+            c.deadline_at,
+            postgresql_where=parked,
+            sqlite_where=parked,
+        ),
+    ]
+
+
 def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData:
     """Every table as the newest migration leaves it (used to check migrations). The dialect
     defaults to Postgres when a schema is given, else SQLite."""
@@ -297,6 +391,10 @@ def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData
         queues.append_column(column)
     v3_tables(metadata)
     v3_workflow_indexes(workflows, dialect)  # indexes attach themselves to their table
+    v4_tables(metadata, dialect)
+    for column in v4_workflow_columns():
+        workflows.append_column(column)
+    v4_workflow_indexes(workflows)
     return metadata
 
 
@@ -314,4 +412,7 @@ __all__ = [
     "v3_queue_columns",
     "v3_tables",
     "v3_workflow_indexes",
+    "v4_tables",
+    "v4_workflow_columns",
+    "v4_workflow_indexes",
 ]

@@ -22,6 +22,7 @@ from taskflow.models import (
     QueueDepth,
     StartResult,
     StepRow,
+    Wait,
     WorkflowRow,
 )
 from taskflow.queues import QueueRecord
@@ -352,6 +353,37 @@ class SQLBroker(Broker):
         records = (queue_record(r) for r in self._all("queue_specs", {}))
         return {r.queue.name: r for r in records}
 
+    # -- events and parked waits -----------------------------------------------------------
+    def get_event(self, workflow_id: str, key: str) -> tuple[str | None, Status | None]:
+        """One query: the value and the workflow's status."""
+        row = self._one("get_event", {"workflow_id": workflow_id, "key": key})
+        if row is None:
+            return None, None
+        return row[0], Status(row[1]) if row[1] is not None else None
+
+    def park(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        wait: Wait,
+        now: int,
+        default_queue: str = DEFAULT_QUEUE,
+    ) -> Status | None:
+        """One statement (see ``park.sql``)."""
+        params = {
+            "id": workflow_id,
+            "executor_id": executor_id,
+            "kind": wait.kind,
+            "until": wait.until,
+            "wait_on": wait.wait_on,
+            "wait_key": wait.wait_key,
+            "now": now,
+            "default_queue": default_queue,
+            "channel": self.channel,
+        }
+        row = self._one("park", params)
+        return Status(row[0]) if row is not None else None
+
     # -- heartbeats ------------------------------------------------------------------------
     def heartbeat(self, beat: ExecutorBeat) -> None:
         """Upsert the executor's row."""
@@ -410,12 +442,45 @@ class SQLBroker(Broker):
         ]
 
 
+# -- debouncing ----------------------------------------------------------------------------------
+def debounce_params(
+    new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
+) -> dict[str, Any]:
+    """Bind parameters of ``debounce_lock.sql`` and ``debounce.sql`` (the latter also needs
+    ``current_id`` and ``push_until``, known once the key's row is locked: see
+    :func:`debounce_until`)."""
+    return {
+        "name": new.name,
+        "key": key,
+        "new_id": new.id,
+        "now": now,
+        "new_until": debounce_until(now, delay_ms, max_wait_ms, now),
+        "queue": new.queue or DEFAULT_QUEUE,
+        "priority": new.priority or 0,
+        "inputs": new.inputs,
+        "app_version": new.app_version,
+        "user": new.user,
+        "parent_id": new.parent_id,
+        "created_at": new.created_at,
+        "timeout_ms": new.timeout_ms,
+    }
+
+
+def debounce_until(now: int, delay_ms: int, max_wait_ms: int | None, first_at: int) -> int:
+    """When a debounced workflow may start: ``delay_ms`` after this call, but never later
+    than ``max_wait_ms`` after the first call of its cycle."""
+    until = now + delay_ms
+    return until if max_wait_ms is None else min(until, first_at + max_wait_ms)
+
+
 __all__ = [
     "DEFAULT_QUEUE",
     "WORKFLOW_COLUMNS",
     "ConflictLookup",
     "SQLBroker",
     "conflict_result",
+    "debounce_params",
+    "debounce_until",
     "enqueue_results",
     "enqueue_status",
     "start_params",

@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from taskflow.broker import sqlite_flow, sqlite_queue
-from taskflow.broker.base import Listener, StepWrite, load_queries
+from taskflow.broker.base import DebounceResult, Listener, StepWrite, load_queries
 from taskflow.broker.external import sqlite_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
@@ -26,8 +26,15 @@ from taskflow.broker.migrations import (
     migration_statements,
     pending,
 )
-from taskflow.broker.sql_broker import DEFAULT_QUEUE, SQLBroker, step_params
+from taskflow.broker.sql_broker import (
+    DEFAULT_QUEUE,
+    SQLBroker,
+    debounce_params,
+    debounce_until,
+    step_params,
+)
 from taskflow.broker.url import DatabaseURL
+from taskflow.broker.wakeups import WakeHub, events_key, inbox_key
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import (
     ConfigurationError,
@@ -36,6 +43,7 @@ from taskflow.errors import (
 )
 from taskflow.models import (
     ControlRef,
+    Delivery,
     EnqueueResult,
     Finish,
     LimitedClaim,
@@ -75,6 +83,8 @@ class SQLiteBroker(SQLBroker):
         self._lock = threading.Lock()
         self._pid = os.getpid()
         self._claim_state = ClaimState()
+        # No notifications across processes: waiters poll often (a read of an indexed row).
+        self._wakeups = WakeHub(poll_interval=0.05)
 
     # -- connections -----------------------------------------------------------------------
     def _open(self) -> sqlite3.Connection:
@@ -297,6 +307,100 @@ class SQLiteBroker(SQLBroker):
             done = sqlite_queue.tick(conn, self._q, now)
         return msgspec.structs.replace(done, timed_out=timed_out)
 
+    # -- messages and events ---------------------------------------------------------------
+    @property
+    def wakeups(self) -> WakeHub:
+        """Woken directly by writes of this process; other processes' writes are polled."""
+        return self._wakeups
+
+    def send_message(
+        self,
+        destination_id: str,
+        topic: str,
+        message: str,
+        now: int,
+        send_key: str | None = None,
+        sender: tuple[str, int, str] | None = None,
+    ) -> Delivery:
+        """One transaction (see ``send_message.sql``)."""
+        exists, insert, record, wake, status = sqlite_queue.statements(self._q["send_message"])
+        params = {
+            "destination_id": destination_id,
+            "topic": topic,
+            "message": message,
+            "send_key": send_key,
+            "now": now,
+            "sender_id": sender[0] if sender else None,
+            "step_id": sender[1] if sender else None,
+            "step_name": sender[2] if sender else None,
+        }
+        with self._immediate() as conn:
+            if not conn.execute(exists, params).fetchone()[0]:
+                return Delivery(found=False, inserted=False)
+            inserted = conn.execute(insert, params).rowcount > 0
+            if sender is not None:
+                conn.execute(record, params)
+            if inserted:
+                conn.execute(wake, params)
+            row = conn.execute(status, params).fetchone() if sender is not None else None
+        if inserted:
+            self._wakeups.publish(inbox_key(destination_id))
+        return Delivery(
+            found=True,
+            inserted=inserted,
+            sender_status=Status(row[0]) if row is not None else None,
+        )
+
+    def take_message(
+        self, workflow_id: str, topic: str, step_id: int, step_name: str, started_at: int, now: int
+    ) -> tuple[str | None, Status | None]:
+        """One transaction (see ``take_message.sql``)."""
+        oldest, consume, record, status = sqlite_queue.statements(self._q["take_message"])
+        params: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "topic": topic,
+            "step_id": step_id,
+            "step_name": step_name,
+            "started_at": started_at,
+            "now": now,
+        }
+        message: str | None = None
+        with self._immediate() as conn:
+            found = conn.execute(oldest, params).fetchone()
+            if found is not None:
+                params["seq"], message = found
+                conn.execute(consume, params)
+                conn.execute(record, {**params, "message": message})
+            row = conn.execute(status, params).fetchone()
+        return message, Status(row[0]) if row is not None else None
+
+    def set_event(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> Status | None:
+        """One transaction (see ``set_event.sql``)."""
+        upsert, record, wake, status = sqlite_queue.statements(self._q["set_event"])
+        params = {
+            "workflow_id": workflow_id,
+            "key": key,
+            "value": value,
+            "now": now,
+            "step_id": step[0] if step else None,
+            "step_name": step[1] if step else None,
+        }
+        with self._immediate() as conn:
+            conn.execute(upsert, params)
+            if step is not None:
+                conn.execute(record, params)
+            conn.execute(wake, params)
+            row = conn.execute(status, params).fetchone()
+        self._wakeups.publish(events_key(workflow_id))
+        return Status(row[0]) if row is not None else None
+
     def listen(self) -> Listener:
         """A listener polling the file's data version on its own connection."""
         return sqlite_queue.SQLiteListener(self._open())
@@ -352,6 +456,36 @@ class SQLiteBroker(SQLBroker):
                 return None
             moved = bool(conn.execute(move, params).fetchall())
         return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=moved)
+
+    # -- debouncing --------------------------------------------------------------------------
+    def debounce(
+        self, new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
+    ) -> DebounceResult:
+        """Lock (or create) the key's row, then push its workflow back or start a new cycle,
+        in one ``BEGIN IMMEDIATE`` transaction (one writer at a time)."""
+        push, insert, track = sqlite_queue.statements(self._q["debounce"])
+        params = debounce_params(new, key, delay_ms, max_wait_ms, now)
+        with self._immediate() as conn:
+            locked = conn.execute(self._q["debounce_lock"], params).fetchall()
+            current_id, first_at = locked[0]
+            params["current_id"] = current_id
+            params["push_until"] = debounce_until(now, delay_ms, max_wait_ms, first_at)
+            pushed = conn.execute(push, params).fetchall()
+            if pushed:
+                written, was_pushed = pushed, True
+            else:
+                written, was_pushed = conn.execute(insert, params).fetchall(), False
+                conn.execute(track, params)
+        if not written:
+            return DebounceResult(workflow_id=new.id, created=False, pushed=False)
+        workflow_id, status, delay_until = written[0]
+        return DebounceResult(
+            workflow_id=workflow_id,
+            created=not was_pushed,
+            pushed=was_pushed,
+            status=Status(status),
+            delay_until=delay_until,
+        )
 
 
 __all__ = ["SQLiteBroker"]

@@ -127,8 +127,9 @@ def claim(
 
 def tick(conn: sqlite3.Connection, queries: dict[str, str], now: int) -> QueueTick:
     """Promote, expire, report (the caller holds a ``BEGIN IMMEDIATE`` transaction)."""
-    promote, expire, next_due = statements(queries["tick"])
+    promote, wake, expire, next_due = statements(queries["tick"])
     promoted = conn.execute(promote, {"now": now}).rowcount
+    promoted += conn.execute(wake, {"now": now}).rowcount
     expired = conn.execute(expire, {"now": now}).rowcount
     row = conn.execute(next_due).fetchone()
     return QueueTick(promoted=promoted, expired=expired, next_due=row[0] if row else None)

@@ -10,10 +10,16 @@ import taskflow
 import taskflow.errors
 
 CURATED = {
+    "get_event",
+    "recv",
+    "send",
+    "set_event",
+    "sleep",
     "Config",
     "ConfigurationError",
     "CurrentInfo",
     "DatabaseConnectionError",
+    "Debouncer",
     "ErrorInfo",
     "MaxRecoveryAttemptsExceededError",
     "MaxRetriesExceededError",
@@ -25,6 +31,7 @@ CURATED = {
     "SoftTimeLimitExceeded",
     "Status",
     "Step",
+    "StepFuture",
     "StepInfo",
     "Taskflow",
     "TaskflowError",
@@ -41,8 +48,13 @@ CURATED = {
     "WorkflowStatusError",
     "__version__",
     "current",
+    "deprecate_patch",
+    "gather",
+    "patch",
+    "select",
     "shared_task",
     "signals",
+    "start_step",
 }
 
 # The errors API.md promises, by name.

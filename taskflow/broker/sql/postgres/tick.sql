@@ -1,6 +1,8 @@
--- Queue maintenance in one statement: running workflows past their durable timeout become
--- CANCELLED with every descendant still waiting or running (as cancel.sql does), due DELAYED
--- rows become ENQUEUED (waking workers once per queue), waiting rows past expires_at become
+-- Queue maintenance in one statement: running (or parked) workflows past their durable
+-- timeout become CANCELLED with every descendant still waiting or running (as cancel.sql
+-- does), due DELAYED rows become ENQUEUED (waking workers once per queue), parked workflows
+-- whose message, event or child result is there become ENQUEUED (the polling fallback of
+-- the wakeups written by send, set_event and park), waiting rows past expires_at become
 -- CANCELLED, and the next due time is reported. The updates touch disjoint rows (an expired
 -- row is never promoted, a row of a timed-out tree is neither promoted nor expired), since
 -- one statement may not update a row twice; the next-due read sees the rows as they were
@@ -8,7 +10,8 @@
 -- partial index on running deadlines.
 WITH RECURSIVE late(id) AS (
     SELECT id FROM {schema}.workflows
-    WHERE status = 'PENDING' AND deadline_at IS NOT NULL AND deadline_at <= %(now)s
+    WHERE status IN ('PENDING', 'DELAYED') AND deadline_at IS NOT NULL
+      AND deadline_at <= %(now)s
     UNION
     SELECT c.id FROM {schema}.workflows c JOIN late l ON c.parent_id = l.id
 ),
@@ -21,11 +24,34 @@ timed_out AS (
 ),
 promoted AS (
     UPDATE {schema}.workflows
-    SET status = 'ENQUEUED', updated_at = %(now)s
+    SET status = 'ENQUEUED', updated_at = %(now)s, wait_kind = NULL, wait_on = NULL,
+        wait_key = NULL
     WHERE status = 'DELAYED' AND delay_until <= %(now)s
       AND (expires_at IS NULL OR expires_at > %(now)s)
       AND id NOT IN (SELECT id FROM late)
     RETURNING queue
+),
+-- Parked waiters whose wait is over (ix_workflows_waiting holds only them); rows due anyway
+-- are left to "promoted".
+unparked AS (
+    UPDATE {schema}.workflows w
+    SET status = 'ENQUEUED', updated_at = %(now)s, delay_until = NULL, wait_kind = NULL,
+        wait_on = NULL, wait_key = NULL
+    WHERE w.status = 'DELAYED' AND w.wait_on IS NOT NULL
+      AND (w.delay_until IS NULL OR w.delay_until > %(now)s)
+      AND w.id NOT IN (SELECT id FROM late)
+      AND ((w.wait_kind = 'recv' AND EXISTS (
+                SELECT 1 FROM {schema}.messages m
+                WHERE m.destination_id = w.id AND m.topic = w.wait_key))
+           OR (w.wait_kind = 'event' AND EXISTS (
+                SELECT 1 FROM {schema}.events e
+                WHERE e.workflow_id = w.wait_on AND e.key = w.wait_key))
+           OR (w.wait_kind = 'child' AND EXISTS (
+                SELECT 1 FROM {schema}.workflows c
+                WHERE c.id = w.wait_on
+                  AND c.status IN ('SUCCESS', 'ERROR', 'CANCELLED',
+                                   'MAX_RECOVERY_ATTEMPTS_EXCEEDED'))))
+    RETURNING w.queue
 ),
 expired AS (
     UPDATE {schema}.workflows
@@ -38,9 +64,9 @@ expired AS (
 ),
 woken AS (
     SELECT count(pg_notify(%(channel)s, q.queue)) AS n
-    FROM (SELECT DISTINCT queue FROM promoted) q
+    FROM (SELECT queue FROM promoted UNION SELECT queue FROM unparked) q
 )
-SELECT (SELECT count(*) FROM promoted),
+SELECT (SELECT count(*) FROM promoted) + (SELECT count(*) FROM unparked),
        (SELECT count(*) FROM expired),
        (SELECT min(delay_until) FROM {schema}.workflows
         WHERE status = 'DELAYED' AND delay_until > %(now)s

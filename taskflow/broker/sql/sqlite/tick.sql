@@ -4,9 +4,27 @@
 -- descendants, so none of those is promoted or counted below.
 -- 1. Due DELAYED rows become ENQUEUED. An expired row is never promoted: 2 cancels it.
 UPDATE workflows
-SET status = 'ENQUEUED', updated_at = :now
+SET status = 'ENQUEUED', updated_at = :now, wait_kind = NULL, wait_on = NULL, wait_key = NULL
 WHERE status = 'DELAYED' AND delay_until <= :now
   AND (expires_at IS NULL OR expires_at > :now);
+
+-- 1b. Parked waiters whose message, event or child result is there become ENQUEUED: the
+-- fallback of the wakeups written by send, set_event and park (ix_workflows_waiting).
+UPDATE workflows
+SET status = 'ENQUEUED', updated_at = :now, delay_until = NULL, wait_kind = NULL,
+    wait_on = NULL, wait_key = NULL
+WHERE status = 'DELAYED' AND wait_on IS NOT NULL
+  AND ((wait_kind = 'recv' AND EXISTS (
+            SELECT 1 FROM messages m
+            WHERE m.destination_id = workflows.id AND m.topic = workflows.wait_key))
+       OR (wait_kind = 'event' AND EXISTS (
+            SELECT 1 FROM events e
+            WHERE e.workflow_id = workflows.wait_on AND e.key = workflows.wait_key))
+       OR (wait_kind = 'child' AND EXISTS (
+            SELECT 1 FROM workflows c
+            WHERE c.id = workflows.wait_on
+              AND c.status IN ('SUCCESS', 'ERROR', 'CANCELLED',
+                               'MAX_RECOVERY_ATTEMPTS_EXCEEDED'))));
 
 -- 2. Waiting rows past expires_at become CANCELLED.
 UPDATE workflows
