@@ -301,11 +301,23 @@ def v4_tables(metadata: MetaData, dialect: str) -> list[Table]:
         # '' is "no topic": recv() without a topic reads only those.
         Column("topic", Text, nullable=False),
         Column("message", Text, nullable=False),
-        # Set by a send from a workflow (its id and step): a replayed send writes nothing.
+        # A workflow's send carries its id and step, an outside send its idempotency key: a
+        # repeated send writes nothing, also after the first was received.
         Column("send_key", Text),
         Column("created_at", BigInteger, nullable=False),
+        # Set when received. Received messages stay (until retention removes them with
+        # their workflow), so that their send_key still refuses a repeat.
+        Column("consumed_at", BigInteger),
     )
-    Index("ix_messages_inbox", messages.c.destination_id, messages.c.topic, messages.c.seq)
+    unread = text("consumed_at IS NULL")
+    Index(
+        "ix_messages_inbox",
+        messages.c.destination_id,
+        messages.c.topic,
+        messages.c.seq,
+        postgresql_where=unread,
+        sqlite_where=unread,
+    )
     keyed = text("send_key IS NOT NULL")
     Index(
         "ux_messages_send_key",

@@ -6,7 +6,8 @@
 WITH ready AS (
     SELECT (%(kind)s = 'recv' AND EXISTS (
                 SELECT 1 FROM {schema}.messages m
-                WHERE m.destination_id = %(id)s AND m.topic = %(wait_key)s))
+                WHERE m.destination_id = %(id)s AND m.topic = %(wait_key)s
+                  AND m.consumed_at IS NULL))
         OR (%(kind)s = 'event' AND EXISTS (
                 SELECT 1 FROM {schema}.events e
                 WHERE e.workflow_id = %(wait_on)s AND e.key = %(wait_key)s))

@@ -1,10 +1,11 @@
--- recv: consume the oldest message of a topic and record it as the receiving step, in one
--- statement (one commit): a message is either still in the inbox or recorded in the step,
--- never both and never neither, which is what makes delivery exactly once across crashes.
--- Only a running receiver consumes, and never twice into one step.
+-- recv: consume the oldest unread message of a topic and record it as the receiving step,
+-- in one statement (one commit): a message is either unread or recorded in the step, never
+-- both and never neither, which is what makes delivery exactly once across crashes. Only a
+-- running receiver consumes, and never twice into one step. A read message is kept, marked,
+-- so that its send_key keeps refusing repeats.
 WITH m AS (
     SELECT seq FROM {schema}.messages
-    WHERE destination_id = %(workflow_id)s AND topic = %(topic)s
+    WHERE destination_id = %(workflow_id)s AND topic = %(topic)s AND consumed_at IS NULL
       AND EXISTS (SELECT 1 FROM {schema}.workflows
                   WHERE id = %(workflow_id)s AND status = 'PENDING')
       AND NOT EXISTS (SELECT 1 FROM {schema}.steps
@@ -14,7 +15,9 @@ WITH m AS (
     FOR UPDATE SKIP LOCKED
 ),
 gone AS (
-    DELETE FROM {schema}.messages WHERE seq IN (SELECT seq FROM m) RETURNING message
+    UPDATE {schema}.messages SET consumed_at = %(now)s
+    WHERE seq IN (SELECT seq FROM m)
+    RETURNING message
 ),
 rec AS (
     INSERT INTO {schema}.steps

@@ -42,7 +42,8 @@ unparked AS (
       AND w.id NOT IN (SELECT id FROM late)
       AND ((w.wait_kind = 'recv' AND EXISTS (
                 SELECT 1 FROM {schema}.messages m
-                WHERE m.destination_id = w.id AND m.topic = w.wait_key))
+                WHERE m.destination_id = w.id AND m.topic = w.wait_key
+                  AND m.consumed_at IS NULL))
            OR (w.wait_kind = 'event' AND EXISTS (
                 SELECT 1 FROM {schema}.events e
                 WHERE e.workflow_id = w.wait_on AND e.key = w.wait_key))

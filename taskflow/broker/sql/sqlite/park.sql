@@ -12,7 +12,8 @@ SET status = CASE WHEN ready THEN 'ENQUEUED' ELSE 'DELAYED' END,
 FROM (
     SELECT (:kind = 'recv' AND EXISTS (
                 SELECT 1 FROM messages m
-                WHERE m.destination_id = :id AND m.topic = :wait_key))
+                WHERE m.destination_id = :id AND m.topic = :wait_key
+                  AND m.consumed_at IS NULL))
         OR (:kind = 'event' AND EXISTS (
                 SELECT 1 FROM events e WHERE e.workflow_id = :wait_on AND e.key = :wait_key))
         OR (:kind = 'child' AND EXISTS (

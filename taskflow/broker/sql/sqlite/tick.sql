@@ -16,7 +16,8 @@ SET status = 'ENQUEUED', updated_at = :now, delay_until = NULL, wait_kind = NULL
 WHERE status = 'DELAYED' AND wait_on IS NOT NULL
   AND ((wait_kind = 'recv' AND EXISTS (
             SELECT 1 FROM messages m
-            WHERE m.destination_id = workflows.id AND m.topic = workflows.wait_key))
+            WHERE m.destination_id = workflows.id AND m.topic = workflows.wait_key
+              AND m.consumed_at IS NULL))
        OR (wait_kind = 'event' AND EXISTS (
             SELECT 1 FROM events e
             WHERE e.workflow_id = workflows.wait_on AND e.key = workflows.wait_key))
