@@ -38,6 +38,7 @@ from taskflow.queues import Queue
 from taskflow.shared import shared_task
 from taskflow.status import Status
 from taskflow.step import Step
+from taskflow.streams import close_stream, write_stream
 from taskflow.task import Request, Workflow
 from taskflow.waiting import sleep
 from taskflow.workflow import CurrentInfo, current
@@ -77,6 +78,7 @@ __all__ = [
     "WorkflowInfo",
     "WorkflowStatusError",
     "__version__",
+    "close_stream",
     "current",
     "deprecate_patch",
     "gather",
@@ -90,4 +92,5 @@ __all__ = [
     "signals",
     "sleep",
     "start_step",
+    "write_stream",
 ]

@@ -8,11 +8,11 @@ import inspect
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
-from taskflow import control, messaging, shared
+from taskflow import control, messaging, shared, streams
 from taskflow.broker import Broker, create_broker
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
@@ -712,6 +712,19 @@ class Taskflow(ExecutionMixin):
         if current_context() is not None:
             return messaging.get_event(workflow_id, key, timeout)
         return messaging.get_event_outside(self.broker, self.clock, workflow_id, key, timeout)
+
+    def read_stream(
+        self, workflow_id: str, key: str, timeout: float | None = None
+    ) -> Iterator[Any]:
+        """The values workflow ``workflow_id`` writes to its stream ``key``
+        (``taskflow.write_stream``), as JSON types, from the first one, in order, waiting
+        for new ones as they come. Ends after ``taskflow.close_stream(key)``, or once the
+        workflow has finished and every value it wrote was yielded; each call starts from
+        the beginning again. ``timeout`` bounds each wait for the next value (the built-in
+        :class:`TimeoutError`). Raises :class:`UnknownWorkflowError` when no workflow has
+        that id. Never a recorded step, even from workflow code.
+        """
+        return streams.read_stream(self.broker, self.clock, workflow_id, key, timeout)
 
 
 __all__ = ["Taskflow", "Workflow"]

@@ -365,6 +365,36 @@ class Broker(abc.ABC):
         waits for is already there. The attempt is not counted. Returns the new status, or
         None when the guard failed (cancelled, or owned by someone else now)."""
 
+    # -- streams ---------------------------------------------------------------------------
+    @abc.abstractmethod
+    def write_stream(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str | None,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> StreamWrite:
+        """Append ``value`` to the workflow's stream ``key`` at the next offset (0, 1, 2...);
+        ``value`` None appends the row that closes the stream. In one transaction (one
+        statement on Postgres), with the recording of step ``step`` = (step id, name) when
+        given, so a replay does not append twice:
+
+        - no such workflow: nothing is written (``status`` None);
+        - the stream is closed: a value is refused (``closed``, nothing written, no step
+          recorded); a second close writes no row but records its step;
+        - ``step`` is recorded already (by an earlier execution): nothing is written.
+
+        Wakes readers of the workflow's streams (``streams_key``) in this process and, on
+        Postgres, in others. Concurrent appends to one stream never share an offset."""
+
+    @abc.abstractmethod
+    def read_stream(self, workflow_id: str, key: str, after: int, limit: int) -> StreamRead:
+        """Up to ``limit`` rows of the workflow's stream ``key`` with an offset above
+        ``after``, in offset order (a None value is the close row), and the workflow's status
+        (None: no such workflow), both from one snapshot: when the status is finished and
+        fewer than ``limit`` rows came back, nothing was written after them."""
+
     # -- control ---------------------------------------------------------------------------
     @abc.abstractmethod
     def cancel(self, ids: Sequence[str], now: int) -> list[str]:
@@ -433,4 +463,33 @@ class DebounceResult(msgspec.Struct, frozen=True):
     delay_until: int | None = None
 
 
-__all__ = ["Broker", "DebounceResult", "Listener", "PendingRef", "StepWrite", "load_queries"]
+class StreamWrite(msgspec.Struct, frozen=True):
+    """What one stream write did: ``offset`` is the row it appended (None: none, see
+    ``closed`` and ``recorded``); ``closed`` the stream was closed before this call;
+    ``recorded`` the call recorded its step (False without a step, or when an earlier
+    execution had); ``status`` the workflow's status (None: no such workflow)."""
+
+    offset: int | None
+    closed: bool
+    recorded: bool
+    status: Status | None
+
+
+class StreamRead(msgspec.Struct, frozen=True):
+    """One batch of a stream: ``(offset, value)`` rows in order (a None value closes the
+    stream) and the workflow's status read with them (None: no such workflow)."""
+
+    rows: list[tuple[int, str | None]]
+    status: Status | None
+
+
+__all__ = [
+    "Broker",
+    "DebounceResult",
+    "Listener",
+    "PendingRef",
+    "StepWrite",
+    "StreamRead",
+    "StreamWrite",
+    "load_queries",
+]

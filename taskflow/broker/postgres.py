@@ -20,7 +20,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from taskflow.broker import postgres_flow, postgres_queue
-from taskflow.broker.base import DebounceResult, Listener, StepWrite, load_queries
+from taskflow.broker.base import DebounceResult, Listener, StepWrite, StreamWrite, load_queries
 from taskflow.broker.external import postgres_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
@@ -37,7 +37,7 @@ from taskflow.broker.sql_broker import (
     step_params,
 )
 from taskflow.broker.url import DatabaseURL, validate_schema_name
-from taskflow.broker.wakeups import WakeHub, events_key, inbox_key
+from taskflow.broker.wakeups import WakeHub, events_key, inbox_key, streams_key
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import DatabaseConnectionError, WorkflowDeduplicatedError
 from taskflow.models import (
@@ -53,6 +53,10 @@ from taskflow.models import (
 )
 from taskflow.queues import Queue
 from taskflow.status import Status
+
+_STREAM_ATTEMPTS = 100
+"""Runs of ``write_stream.sql`` before an offset taken each time by a concurrent append
+gives up (each failed run means another append went through)."""
 
 
 class PostgresBroker(SQLBroker):
@@ -428,6 +432,46 @@ class PostgresBroker(SQLBroker):
         assert row is not None
         self._wakeups.publish(events_key(workflow_id))
         return Status(row[0]) if row[0] is not None else None
+
+    # -- streams ---------------------------------------------------------------------------
+    def write_stream(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str | None,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> StreamWrite:
+        """One statement (see ``write_stream.sql``), run again when a concurrent append
+        took the same offset first."""
+        params = {
+            "workflow_id": workflow_id,
+            "key": key,
+            "value": value,
+            "now": now,
+            "step_id": step[0] if step else None,
+            "step_name": step[1] if step else None,
+            "wake_channel": self.wake_channel,
+        }
+        row: tuple[Any, ...] | None = None
+        for attempt in range(1, _STREAM_ATTEMPTS + 1):
+            try:
+                row = self._one("write_stream", params)
+                break
+            except psycopg.errors.UniqueViolation:
+                # Another append committed that offset meanwhile: the next run sees it.
+                if attempt == _STREAM_ATTEMPTS:
+                    raise
+        assert row is not None  # scalar subqueries: always one row
+        offset, closed, recorded, status, _ = row
+        if offset is not None:
+            self._wakeups.publish(streams_key(workflow_id))
+        return StreamWrite(
+            offset=offset,
+            closed=bool(closed),
+            recorded=bool(recorded),
+            status=Status(status) if status is not None else None,
+        )
 
     # -- control ---------------------------------------------------------------------------
     def cancel(self, ids: Sequence[str], now: int) -> list[str]:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from taskflow.broker.base import Broker, PendingRef
+from taskflow.broker.base import Broker, PendingRef, StreamRead
 from taskflow.broker.flow_control import queue_record
 from taskflow.models import (
     EnqueueResult,
@@ -383,6 +383,16 @@ class SQLBroker(Broker):
         }
         row = self._one("park", params)
         return Status(row[0]) if row is not None else None
+
+    # -- streams ---------------------------------------------------------------------------
+    def read_stream(self, workflow_id: str, key: str, after: int, limit: int) -> StreamRead:
+        """One query (see ``read_stream.sql``)."""
+        params = {"workflow_id": workflow_id, "key": key, "after": after, "limit": limit}
+        found = self._all("read_stream", params)
+        if not found:
+            return StreamRead(rows=[], status=None)
+        rows = [(int(offset), value) for _, offset, value in found if offset is not None]
+        return StreamRead(rows=rows, status=Status(found[0][0]))
 
     # -- heartbeats ------------------------------------------------------------------------
     def heartbeat(self, beat: ExecutorBeat) -> None:

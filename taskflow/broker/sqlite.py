@@ -17,7 +17,7 @@ from typing import Any
 import msgspec
 
 from taskflow.broker import sqlite_flow, sqlite_queue
-from taskflow.broker.base import DebounceResult, Listener, StepWrite, load_queries
+from taskflow.broker.base import DebounceResult, Listener, StepWrite, StreamWrite, load_queries
 from taskflow.broker.external import sqlite_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
 from taskflow.broker.migrations import (
@@ -34,7 +34,7 @@ from taskflow.broker.sql_broker import (
     step_params,
 )
 from taskflow.broker.url import DatabaseURL
-from taskflow.broker.wakeups import WakeHub, events_key, inbox_key
+from taskflow.broker.wakeups import WakeHub, events_key, inbox_key, streams_key
 from taskflow.clock import SystemClock, now_ms
 from taskflow.errors import (
     ConfigurationError,
@@ -404,6 +404,47 @@ class SQLiteBroker(SQLBroker):
     def listen(self) -> Listener:
         """A listener polling the file's data version on its own connection."""
         return sqlite_queue.SQLiteListener(self._open())
+
+    # -- streams ---------------------------------------------------------------------------
+    def write_stream(
+        self,
+        workflow_id: str,
+        key: str,
+        value: str | None,
+        now: int,
+        step: tuple[int, str] | None = None,
+    ) -> StreamWrite:
+        """One ``BEGIN IMMEDIATE`` transaction (see ``write_stream.sql``)."""
+        status_q, last_q, record_q, append_q = sqlite_queue.statements(self._q["write_stream"])
+        params: dict[str, Any] = {
+            "workflow_id": workflow_id,
+            "key": key,
+            "value": value,
+            "now": now,
+            "step_id": step[0] if step else None,
+            "step_name": step[1] if step else None,
+        }
+        offset: int | None = None
+        recorded = False
+        with self._immediate() as conn:
+            found = conn.execute(status_q, params).fetchone()
+            if found is None:
+                return StreamWrite(offset=None, closed=False, recorded=False, status=None)
+            status = Status(found[0])
+            last = conn.execute(last_q, params).fetchone()
+            closed = bool(last[1]) if last is not None else False
+            if closed and value is not None:
+                return StreamWrite(offset=None, closed=True, recorded=False, status=status)
+            params["offset"] = last[0] + 1 if last is not None else 0
+            if step is not None:
+                params["output"] = "null" if closed else str(params["offset"])
+                recorded = conn.execute(record_q, params).rowcount > 0
+            if not closed and (step is None or recorded):
+                conn.execute(append_q, params)
+                offset = params["offset"]
+        if offset is not None:
+            self._wakeups.publish(streams_key(workflow_id))
+        return StreamWrite(offset=offset, closed=closed, recorded=recorded, status=status)
 
     # -- control ---------------------------------------------------------------------------
     def cancel(self, ids: Sequence[str], now: int) -> list[str]:

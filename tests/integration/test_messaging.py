@@ -4,6 +4,7 @@ process on both dialects: semantics, replay after a crash, and the errors for mi
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -173,7 +174,7 @@ def test_events_hold_the_latest_value_and_readers_wait_for_the_first(app: Taskfl
     assert app.get_event("nobody", "stage", timeout=0) is None
 
 
-def test_sleep_wakes_at_the_recorded_time_on_replay(make_app: Any) -> None:
+def test_sleep_wakes_at_the_recorded_time_on_replay(make_app: Callable[..., Taskflow]) -> None:
     clock = FakeClock()
     app = make_app("sleepy")
     app.clock = clock
@@ -234,7 +235,7 @@ def test_get_inside_a_workflow_is_a_recorded_step(app: Taskflow) -> None:
     "call",
     [
         lambda: taskflow.sleep(1),
-        lambda: taskflow.recv(),
+        lambda: taskflow.recv("t"),
         lambda: taskflow.send("x", 1),
         lambda: taskflow.set_event("k", 1),
         lambda: taskflow.get_event("x", "k"),

@@ -10,6 +10,8 @@ import taskflow
 import taskflow.errors
 
 CURATED = {
+    "close_stream",
+    "write_stream",
     "get_event",
     "recv",
     "send",
