@@ -34,6 +34,7 @@ from taskflow.broker.sql_broker import (
     SQLBroker,
     debounce_params,
     debounce_until,
+    park_params,
     step_params,
 )
 from taskflow.broker.url import DatabaseURL, validate_schema_name
@@ -49,6 +50,7 @@ from taskflow.models import (
     NewWorkflow,
     QueueTick,
     StepRow,
+    Wait,
     WorkflowRow,
 )
 from taskflow.queues import Queue
@@ -356,6 +358,36 @@ class PostgresBroker(SQLBroker):
         return postgres_queue.PostgresListener(self._connect, self.channel)
 
     # -- messages and events ---------------------------------------------------------------
+    def _locked_one(
+        self, ids: list[str], query: str, params: dict[str, Any]
+    ) -> tuple[Any, ...] | None:
+        """Lock ``ids`` (in order), then run ``query``: one transaction, two statements, so
+        the query's snapshot includes whatever the holder of a lock committed."""
+        with self._conn() as conn, conn.transaction():
+            conn.execute(self._q["lock_workflows"], {"ids": ids})
+            row: tuple[Any, ...] | None = conn.execute(self._q[query], params).fetchone()
+            return row
+
+    def park(
+        self,
+        workflow_id: str,
+        executor_id: str,
+        wait: Wait,
+        now: int,
+        default_queue: str = DEFAULT_QUEUE,
+    ) -> Status | None:
+        """Lock the workflow awaited (for an event) and this one, then park (see
+        ``lock_workflows.sql``: a send or set_event racing the park cannot be missed)."""
+        ids = [workflow_id]
+        if wait.kind == "event" and wait.wait_on and wait.wait_on != workflow_id:
+            ids.insert(0, wait.wait_on)
+        row = self._locked_one(
+            ids,
+            "park",
+            park_params(workflow_id, executor_id, wait, now, default_queue, self.channel),
+        )
+        return Status(row[0]) if row is not None else None
+
     @property
     def wakeups(self) -> WakeHub:
         """Woken by a LISTEN thread on :attr:`wake_channel`, polling each second besides."""
@@ -383,7 +415,7 @@ class PostgresBroker(SQLBroker):
             "channel": self.channel,
             "wake_channel": self.wake_channel,
         }
-        row = self._one("send_message", params)
+        row = self._locked_one([destination_id], "send_message", params)
         assert row is not None  # scalar subqueries: always one row
         if row[1]:
             self._wakeups.publish(inbox_key(destination_id))
@@ -428,7 +460,7 @@ class PostgresBroker(SQLBroker):
             "channel": self.channel,
             "wake_channel": self.wake_channel,
         }
-        row = self._one("set_event", params)
+        row = self._locked_one([workflow_id], "set_event", params)
         assert row is not None
         self._wakeups.publish(events_key(workflow_id))
         return Status(row[0]) if row[0] is not None else None

@@ -139,6 +139,23 @@ def step_params(workflow_id: str, step: StepRow) -> dict[str, Any]:
     }
 
 
+def park_params(
+    workflow_id: str, executor_id: str, wait: Wait, now: int, default_queue: str, channel: str
+) -> dict[str, Any]:
+    """Bind parameters of ``park.sql``."""
+    return {
+        "id": workflow_id,
+        "executor_id": executor_id,
+        "kind": wait.kind,
+        "until": wait.until,
+        "wait_on": wait.wait_on,
+        "wait_key": wait.wait_key,
+        "now": now,
+        "default_queue": default_queue,
+        "channel": channel,
+    }
+
+
 def enqueue_status(new: NewWorkflow, now: int) -> str:
     """DELAYED when the workflow may not start yet, else ENQUEUED."""
     return "DELAYED" if new.delay_until is not None and new.delay_until > now else "ENQUEUED"
@@ -370,17 +387,7 @@ class SQLBroker(Broker):
         default_queue: str = DEFAULT_QUEUE,
     ) -> Status | None:
         """One statement (see ``park.sql``)."""
-        params = {
-            "id": workflow_id,
-            "executor_id": executor_id,
-            "kind": wait.kind,
-            "until": wait.until,
-            "wait_on": wait.wait_on,
-            "wait_key": wait.wait_key,
-            "now": now,
-            "default_queue": default_queue,
-            "channel": self.channel,
-        }
+        params = park_params(workflow_id, executor_id, wait, now, default_queue, self.channel)
         row = self._one("park", params)
         return Status(row[0]) if row is not None else None
 
@@ -493,6 +500,7 @@ __all__ = [
     "debounce_until",
     "enqueue_results",
     "enqueue_status",
+    "park_params",
     "start_params",
     "step_params",
     "step_row",

@@ -7,6 +7,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 
+import psycopg
+import pytest
+
 from taskflow.broker import Broker
 from taskflow.models import Finish, Wait
 from taskflow.status import Status
@@ -183,3 +186,29 @@ def test_the_tick_cancels_parked_workflows_past_their_deadline(broker: Broker) -
     assert broker.tick(NOW + 999).timed_out == 0
     assert broker.tick(NOW + 1_000).timed_out == 1
     assert stored(broker, "w").status is Status.CANCELLED
+
+
+def test_a_park_racing_a_send_on_postgres_sees_the_message(
+    broker: Broker, database_url: str
+) -> None:
+    """A send that holds the receiver's row while the receiver parks: the park waits for
+    it and then sees its message (goes back to the queue), instead of parking past it."""
+    if broker.dialect != "postgresql":
+        pytest.skip("SQLite admits one writer at a time: a park never overlaps a send")
+    running(broker, "r")
+    with psycopg.connect(database_url) as sender:
+        sender.execute("SELECT id FROM taskflow.workflows WHERE id = 'r' FOR NO KEY UPDATE")
+        sender.execute(
+            "INSERT INTO taskflow.messages (destination_id, topic, message, created_at) "
+            "VALUES ('r', '', '1', 0)"
+        )
+        result: list[Status | None] = []
+        parker = threading.Thread(
+            target=lambda: result.append(broker.park("r", EXECUTOR, _recv_wait("r"), NOW))
+        )
+        parker.start()
+        parker.join(0.5)
+        assert parker.is_alive(), "the park did not wait for the send holding the row"
+        sender.commit()
+    parker.join(10)
+    assert result == [Status.ENQUEUED]
