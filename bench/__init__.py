@@ -9,7 +9,9 @@ and is registered in ``run.py``:
 - ``throughput.py``: a full queue drained by ``taskflow worker -c 2`` (a real subprocess);
 - ``latency.py``: enqueue-to-start and enqueue-to-done on an idle worker;
 - ``queues.py``: queues with concurrency, rate and partition limits against an unlimited
-  queue, and with many finished workflows in the table.
+  queue, and with many finished workflows in the table;
+- ``durable.py``: send-to-recv latency between two running workflows, and what parked
+  (sleeping) workflows cost in rows, bytes and CPU.
 
 Shared helpers: ``common.py`` (options, progress output), ``databases.py`` (scratch
 databases), ``timing.py`` (timed calls), ``stats.py`` (median, p95), ``environment.py`` (what

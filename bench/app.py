@@ -6,7 +6,11 @@ environment: ``$TASKFLOW_BENCH_DATABASE_URL`` (else taskflow's own default:
 ``$TASKFLOW_BENCH_SQLITE_SYNCHRONOUS``. The benchmark process builds its own copy of the same
 app on each scratch database with :func:`create_app`.
 
-Workflows: ``bench.noop`` (no steps) and ``bench.three_steps`` (three no-op steps).
+Workflows: ``bench.noop`` (no steps) and ``bench.three_steps`` (three no-op steps); for the
+``durable`` suite (bench/durable.py), ``bench.ponger`` and ``bench.pinger``, which exchange
+messages with ``taskflow.send``/``recv``, and ``bench.sleeper``, which sleeps durably.
+``$TASKFLOW_BENCH_PARK_AFTER`` sets the worker's ``workflow_park_after`` (that suite runs workers
+that never park and workers that park every wait).
 
 Queues (the ``queues`` suite, bench/queues.py): besides ``default``, the app declares one queue
 per flow-control setting it measures, all with the same no-op workflow enqueued onto them:
@@ -31,11 +35,13 @@ import os
 import re
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import taskflow
 from taskflow import Taskflow, signals
 from taskflow.task import Workflow
 
@@ -44,6 +50,9 @@ DATABASE_URL_ENV = "TASKFLOW_BENCH_DATABASE_URL"
 
 SQLITE_SYNCHRONOUS_ENV = "TASKFLOW_BENCH_SQLITE_SYNCHRONOUS"
 """SQLite ``PRAGMA synchronous`` of the worker's copy (default: taskflow's)."""
+
+PARK_AFTER_ENV = "TASKFLOW_BENCH_PARK_AFTER"
+"""``workflow_park_after`` of the worker's copy, in seconds (default: taskflow's)."""
 
 PROFILE_ENV = "TASKFLOW_BENCH_PROFILE"
 """A folder: profile the worker into it (see the module's docstring)."""
@@ -56,6 +65,11 @@ APP_VERSION = "bench"
 
 NOOP = "bench.noop"
 THREE_STEPS = "bench.three_steps"
+PINGER = "bench.pinger"
+PONGER = "bench.ponger"
+SLEEPER = "bench.sleeper"
+PING_TOPIC = "ping"
+PONG_TOPIC = "pong"
 
 UNLIMITED_QUEUE = "bench.unlimited"
 """No limit: the baseline the limited queues are compared with."""
@@ -93,18 +107,39 @@ class BenchApp:
     """Start, run nothing, finish."""
     three_steps: Workflow[[], None]
     """Three checkpointed no-op steps."""
+    ponger: Workflow[[int, float], None]
+    """``(rounds, timeout)``: ``rounds`` times, receive a ping and send it back, stamped."""
+    pinger: Workflow[[str, int, float], list[list[float]]]
+    """``(ponger_id, rounds, timeout)``: ``rounds`` pings to the ponger, each answered before
+    the next; returns the wall-clock stamps of every exchange (see :func:`create_app`)."""
+    sleeper: Workflow[[float], None]
+    """``(seconds)``: one durable ``taskflow.sleep``."""
 
     def workflow(self, name: str) -> Workflow[[], None]:
         """One of the two workflows by name."""
         return {NOOP: self.noop, THREE_STEPS: self.three_steps}[name]
 
 
-def create_app(database_url: str | None, sqlite_synchronous: str | None = None) -> BenchApp:
+def create_app(
+    database_url: str | None,
+    sqlite_synchronous: str | None = None,
+    park_after: float | None = None,
+) -> BenchApp:
     """The benchmark app on ``database_url`` (None: taskflow's default). Nothing connects until
-    first use."""
+    first use.
+
+    A pinger's exchange is ``[sent, received, replied, back]``, wall-clock seconds
+    (``time.time()``: the two workflows may run in different processes): the pinger stamps
+    ``sent`` into the ping just before ``send``, the ponger stamps ``received`` as ``recv``
+    returns it and ``replied`` just before sending it back, and the pinger takes ``back`` in a
+    step as its ``recv`` returns. Every stamp travels in a recorded message or step, so a
+    workflow that parked and replays reports the times of the first execution, never of the
+    replay."""
     settings: dict[str, Any] = (
         {} if sqlite_synchronous is None else {"sqlite_synchronous": sqlite_synchronous}
     )
+    if park_after is not None:
+        settings["workflow_park_after"] = park_after
     app = Taskflow("bench", database_url=database_url, app_version=APP_VERSION, **settings)
     for name, limits in QUEUE_LIMITS.items():
         app.queue(name, **limits)
@@ -112,6 +147,10 @@ def create_app(database_url: str | None, sqlite_synchronous: str | None = None) 
     @app.step(name="bench.step")
     def step() -> None:
         return None
+
+    @app.step(name="bench.clock")
+    def clock() -> float:
+        return time.time()
 
     @app.workflow(name=NOOP)
     def noop() -> None:
@@ -123,7 +162,34 @@ def create_app(database_url: str | None, sqlite_synchronous: str | None = None) 
         step()
         step()
 
-    return BenchApp(app, noop, three_steps)
+    @app.workflow(name=PONGER)
+    def ponger(rounds: int, timeout: float) -> None:
+        for index in range(rounds):
+            ping = taskflow.recv(PING_TOPIC, timeout=timeout)
+            if ping is None:
+                raise TimeoutError(f"ponger: no ping {index} within {timeout} s")
+            ping["received"] = time.time()
+            ping["replied"] = time.time()
+            taskflow.send(ping["from"], ping, topic=PONG_TOPIC)
+
+    @app.workflow(name=PINGER)
+    def pinger(ponger_id: str, rounds: int, timeout: float) -> list[list[float]]:
+        me = taskflow.current().workflow_id
+        exchanges: list[list[float]] = []
+        for index in range(rounds):
+            taskflow.send(ponger_id, {"from": me, "sent": time.time()}, topic=PING_TOPIC)
+            pong = taskflow.recv(PONG_TOPIC, timeout=timeout)
+            back = clock()
+            if pong is None:
+                raise TimeoutError(f"pinger: no answer to ping {index} within {timeout} s")
+            exchanges.append([pong["sent"], pong["received"], pong["replied"], back])
+        return exchanges
+
+    @app.workflow(name=SLEEPER)
+    def sleeper(seconds: float) -> None:
+        taskflow.sleep(seconds)
+
+    return BenchApp(app, noop, three_steps, ponger, pinger, sleeper)
 
 
 # -- profiling (only with $TASKFLOW_BENCH_PROFILE) ----------------------------------------------
@@ -188,11 +254,16 @@ def install_profiling(folder: Path) -> None:
 
 
 _bench = create_app(
-    os.environ.get(DATABASE_URL_ENV) or None, os.environ.get(SQLITE_SYNCHRONOUS_ENV) or None
+    os.environ.get(DATABASE_URL_ENV) or None,
+    os.environ.get(SQLITE_SYNCHRONOUS_ENV) or None,
+    float(os.environ[PARK_AFTER_ENV]) if os.environ.get(PARK_AFTER_ENV) else None,
 )
 app = _bench.app
 noop = _bench.noop
 three_steps = _bench.three_steps
+ponger = _bench.ponger
+pinger = _bench.pinger
+sleeper = _bench.sleeper
 
 if os.environ.get(PROFILE_ENV):
     install_profiling(Path(os.environ[PROFILE_ENV]))

@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import direct, enqueue, latency, queues, throughput
+from bench import direct, durable, enqueue, latency, queues, throughput
 from bench.common import (
     DEFAULT_OUTPUT,
     DEFAULT_POSTGRES_URL,
@@ -65,6 +65,12 @@ SUITES: dict[str, Suite] = {
             "throughput of queues with concurrency, rate and partition limits against an "
             "unlimited queue, and with 1,000,000 finished workflows in the table",
             queues.run,
+        ),
+        Suite(
+            "durable",
+            "send-to-recv latency between two running workflows, and the rows, bytes and "
+            "CPU of 10,000 parked (sleeping) workflows",
+            durable.run,
         ),
     )
 }

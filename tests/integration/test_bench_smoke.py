@@ -2,8 +2,8 @@
 with figures.
 
 Figures are not asserted (speed is the benchmark's business, never a test's): only that the
-command works end to end and produces the tables it promises. The throughput, latency and
-queues suites start real ``taskflow worker`` processes.
+command works end to end and produces the tables it promises. The throughput, latency, queues
+and durable suites start real ``taskflow worker`` processes.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def test_quick_benchmark_run_writes_a_report(tmp_path: Path, postgres_admin_url:
     )
     assert done.returncode == 0, done.stdout + done.stderr
     report = output.read_text(encoding="utf-8")
-    for suite in ("direct", "enqueue", "throughput", "latency", "queues"):
+    for suite in ("direct", "enqueue", "throughput", "latency", "queues", "durable"):
         assert f"<!-- bench:{suite}:begin" in report, suite
         assert f"<!-- bench:{suite}:end -->" in report, suite
     assert "per-step overhead" in report
@@ -44,5 +44,9 @@ def test_quick_benchmark_run_writes_a_report(tmp_path: Path, postgres_admin_url:
     assert "enqueue-to-done" in report
     assert "ratio to the unlimited queue" in report
     assert "rate accuracy" in report
+    assert "send-to-recv, one way, no wait parks" in report
+    assert "every wait parked" in report
+    assert "200 sleeping workflows parked" in report
+    assert "rows per parked workflow" in report
     assert "PostgreSQL" in report
     assert "SQLite" in report
