@@ -32,6 +32,7 @@ from taskflow.errors import (
 from taskflow.models import StepRow
 from taskflow.serialization import decode, decode_error, encode
 from taskflow.step import Step, _attempt
+from taskflow.waiting import workflow_context
 from taskflow.workflow import WorkflowContext, current_context
 
 log = logging.getLogger("taskflow")
@@ -149,7 +150,7 @@ def start_step(fn: Step[P, R], /, *args: P.args, **kwargs: P.kwargs) -> StepFutu
     its retry options and timeout apply as to a direct call. Only workflow code may call
     this: outside a workflow, or inside a step, it raises :class:`TaskflowError`.
     """
-    ctx = _workflow_context("taskflow.start_step()")
+    ctx = workflow_context("taskflow.start_step()")
     step = _require_step(fn)
     step_id, recorded = ctx.take_step_id(step.name)
     future: StepFuture[R] = StepFuture(ctx, step, step_id)
@@ -171,7 +172,7 @@ def gather(futures: Sequence[StepFuture[Any]]) -> list[Any]:
     ``gather`` itself: each step's own record is what a replay reads. Raises
     :class:`WorkflowCancelledError` as soon as the workflow is found cancelled.
     """
-    ctx = _workflow_context("taskflow.gather()")
+    ctx = workflow_context("taskflow.gather()")
     futures = _own_futures(ctx, futures, "taskflow.gather()")
     _wait(futures, until_all=True)
     _raise_interruption(futures)
@@ -194,7 +195,7 @@ def select(futures: Sequence[StepFuture[Any]]) -> StepFuture[Any]:
     are recorded as usual; the workflow does not finish before they have. Call
     ``.result()`` on the winner for its value or error.
     """
-    ctx = _workflow_context("taskflow.select()")
+    ctx = workflow_context("taskflow.select()")
     futures = _own_futures(ctx, futures, "taskflow.select()")
     if not futures:
         raise TaskflowError(
@@ -304,22 +305,6 @@ def _recorded_index(ctx: WorkflowContext, step_id: int, row: StepRow, count: int
             "changed since it started; resume it on the app version it started on"
         )
     return index
-
-
-def _workflow_context(what: str) -> WorkflowContext:
-    """The running workflow's context, refusing calls outside workflow code."""
-    ctx = current_context()
-    if ctx is None:
-        raise TaskflowError(
-            f"{what} was called outside a workflow: call it from a function decorated with "
-            "@app.workflow"
-        )
-    if ctx.in_step:
-        raise TaskflowError(
-            f"{what} is not allowed inside a step (step {ctx.step_id} of workflow "
-            f"{ctx.workflow_id!r}): start concurrent steps from the workflow function"
-        )
-    return ctx
 
 
 def _require_step(fn: object) -> Step[..., Any]:

@@ -22,6 +22,7 @@ from taskflow.serialization import decode, decode_error, encode, encode_error
 from taskflow.status import Status
 from taskflow.waiting import (
     check_duration,
+    check_key,
     record_deadline,
     stop_if_cancelled,
     wait_until,
@@ -56,12 +57,6 @@ def _check_id(workflow_id: object, what: str) -> str:
     if not isinstance(workflow_id, str) or not workflow_id:
         raise ConfigurationError(f"{what}: workflow_id must be a non-empty string")
     return workflow_id
-
-
-def _check_key(key: object, what: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError(f"{what}: key must be a non-empty string, got {key!r}")
-    return key
 
 
 # -- sending ---------------------------------------------------------------------------------
@@ -201,7 +196,7 @@ def set_event(key: str, value: Any) -> None:
     it at once (``get_event``). A step of the workflow: a replay does not publish again.
     Raises :class:`TaskflowError` outside a workflow or inside a step."""
     ctx = workflow_context("taskflow.set_event()")
-    stored_key = _check_key(key, "taskflow.set_event()")
+    stored_key = check_key(key, "taskflow.set_event()")
     step_id, recorded = ctx.take_step_id(SET_EVENT_STEP)
     if recorded is not None:
         return
@@ -223,7 +218,7 @@ def get_event(workflow_id: str, key: str, timeout: float | None = DEFAULT_TIMEOU
     """
     ctx = workflow_context("taskflow.get_event()")
     target = _check_id(workflow_id, "taskflow.get_event()")
-    stored_key = _check_key(key, "taskflow.get_event()")
+    stored_key = check_key(key, "taskflow.get_event()")
     check_duration("taskflow.get_event()", "timeout", timeout, allow_none=True)
     deadline_id, deadline_rec = ctx.take_step_id(GET_EVENT_DEADLINE_STEP)
     read_id, recorded = ctx.take_step_id(GET_EVENT_STEP)
@@ -277,7 +272,7 @@ def get_event_outside(
 ) -> Any:
     """``get_event`` from outside any workflow (``app.get_event``, ``Client.get_event``)."""
     target = _check_id(workflow_id, "get_event()")
-    stored_key = _check_key(key, "get_event()")
+    stored_key = check_key(key, "get_event()")
     check_duration("get_event()", "timeout", timeout, allow_none=True)
     start = clock.monotonic()
     real_time = isinstance(clock, SystemClock)

@@ -18,7 +18,7 @@ from taskflow.broker.wakeups import streams_key
 from taskflow.clock import Clock, now_ms
 from taskflow.errors import ConfigurationError, TaskflowError, UnknownWorkflowError
 from taskflow.serialization import decode, encode
-from taskflow.waiting import check_duration, stop_if_cancelled
+from taskflow.waiting import check_duration, check_key, stop_if_cancelled
 from taskflow.workflow import WorkflowContext, current_context
 
 WRITE_STEP = "taskflow.write_stream"
@@ -26,12 +26,6 @@ CLOSE_STEP = "taskflow.close_stream"
 
 BATCH = 100
 """Rows a reader fetches per query."""
-
-
-def _check_key(key: object, what: str) -> str:
-    if not isinstance(key, str) or not key:
-        raise ConfigurationError(f"{what}: key must be a non-empty string, got {key!r}")
-    return key
 
 
 def _writer(what: str) -> WorkflowContext:
@@ -84,7 +78,7 @@ def write_stream(key: str, value: Any) -> None:
     outside a workflow and when the stream is closed.
     """
     ctx = _writer("taskflow.write_stream()")
-    stored_key = _check_key(key, "taskflow.write_stream()")
+    stored_key = check_key(key, "taskflow.write_stream()")
     write = _append(ctx, stored_key, value, WRITE_STEP)
     if write.closed:
         raise TaskflowError(
@@ -102,7 +96,7 @@ def close_stream(key: str) -> None:
     :class:`TaskflowError` outside a workflow.
     """
     ctx = _writer("taskflow.close_stream()")
-    stored_key = _check_key(key, "taskflow.close_stream()")
+    stored_key = check_key(key, "taskflow.close_stream()")
     _append(ctx, stored_key, _CLOSE, CLOSE_STEP)
 
 
@@ -126,7 +120,7 @@ def read_stream(
     """
     if not isinstance(workflow_id, str) or not workflow_id:
         raise ConfigurationError("read_stream(): workflow_id must be a non-empty string")
-    stored_key = _check_key(key, "read_stream()")
+    stored_key = check_key(key, "read_stream()")
     check_duration("read_stream()", "timeout", timeout, allow_none=True)
     # Checked before the iterator starts, so a wrong id fails where it was given.
     if broker.get_status(workflow_id) is None:

@@ -52,6 +52,13 @@ def check_duration(what: str, name: str, value: float | None, allow_none: bool =
         raise ConfigurationError(f"{what}: {name} must be a number of seconds >= 0, got {value!r}")
 
 
+def check_key(key: object, what: str) -> str:
+    """Refuse an event or stream key that is not a non-empty string."""
+    if not isinstance(key, str) or not key:
+        raise ConfigurationError(f"{what}: key must be a non-empty string, got {key!r}")
+    return key
+
+
 def sleep(seconds: float) -> None:
     """Sleep durably inside a workflow.
 
@@ -187,6 +194,7 @@ def decode_any(raw: str) -> Any:
 __all__ = [
     "SLEEP_STEP",
     "check_duration",
+    "check_key",
     "decode_any",
     "park",
     "record_deadline",
