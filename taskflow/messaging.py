@@ -14,7 +14,7 @@ from typing import Any
 
 from taskflow.broker.base import Broker
 from taskflow.broker.wakeups import events_key, inbox_key
-from taskflow.clock import Clock, SystemClock, now_ms
+from taskflow.clock import Clock, now_ms
 from taskflow.errors import ConfigurationError, UnknownWorkflowError
 from taskflow.handle import failure, set_workflow_waiter
 from taskflow.models import StepRow, Wait, WorkflowRow
@@ -23,6 +23,7 @@ from taskflow.status import Status
 from taskflow.waiting import (
     check_duration,
     check_key,
+    pause,
     record_deadline,
     stop_if_cancelled,
     wait_until,
@@ -275,7 +276,6 @@ def get_event_outside(
     stored_key = check_key(key, "get_event()")
     check_duration("get_event()", "timeout", timeout, allow_none=True)
     start = clock.monotonic()
-    real_time = isinstance(clock, SystemClock)
     with broker.wakeups.subscribe(events_key(target)) as sub:
         while True:
             value = _event_or_end(broker, target, stored_key)
@@ -284,11 +284,7 @@ def get_event_outside(
             left = None if timeout is None else timeout - (clock.monotonic() - start)
             if left is not None and left <= 0:
                 return None
-            pause = left if left is not None else 3600.0
-            if real_time:
-                sub.wait(pause)
-            else:
-                clock.sleep(min(pause, sub._hub.poll_interval))
+            pause(clock, sub, left if left is not None else 3600.0)
 
 
 # -- a child's result ------------------------------------------------------------------------

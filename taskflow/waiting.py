@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from taskflow.broker.sql_broker import DEFAULT_QUEUE
 from taskflow.broker.wakeups import Subscription
-from taskflow.clock import SystemClock, now_ms
+from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.errors import ConfigurationError, TaskflowError, WorkflowCancelledError
 from taskflow.models import StepRow, Wait
 from taskflow.serialization import decode, encode
@@ -113,7 +113,6 @@ def wait_until(
     Run by a worker, it parks the workflow once the wait has held the slot for
     ``park_after`` seconds (a pure sleep parks at once when longer than that)."""
     clock = ctx.clock
-    real_time = isinstance(clock, SystemClock)
     started = clock.monotonic()
     while True:
         got = check()
@@ -132,27 +131,25 @@ def wait_until(
                 not pure_sleep and held >= park_after
             ):
                 park(ctx, wait)
-                started = clock.monotonic()
-                continue
             budget = park_after - held if not pure_sleep else left
         else:
             budget = left
-        pause = min(x for x in (left, budget, 3600.0) if x is not None)
-        if subscription is not None and real_time:
-            subscription.wait(pause)
-        elif subscription is not None:
-            # An injected clock moves time itself; still look again soon for writes.
-            clock.sleep(min(pause, subscription_poll(subscription)))
-        else:
-            clock.sleep(pause)
+        pause(clock, subscription, min(x for x in (left, budget, 3600.0) if x is not None))
 
 
-def subscription_poll(subscription: Subscription) -> float:
-    """How long an injected clock may skip between checks of a subscribed wait."""
-    return max(subscription._hub.poll_interval, 0.001)
+def pause(clock: Clock, subscription: Subscription | None, seconds: float) -> None:
+    """Wait up to ``seconds`` before looking again: on the subscription when there is one
+    (a write wakes it early), else on the clock. An injected clock moves time itself, so a
+    subscribed wait then skips at most one poll interval at a time."""
+    if subscription is None:
+        clock.sleep(seconds)
+    elif isinstance(clock, SystemClock):
+        subscription.wait(seconds)
+    else:
+        clock.sleep(min(seconds, max(subscription.poll_interval, 0.001)))
 
 
-def park(ctx: WorkflowContext, wait: Wait) -> None:
+def park(ctx: WorkflowContext, wait: Wait) -> NoReturn:
     """Give the workflow's slots back until its wait ends: raises :class:`WorkflowParked`
     (the row is DELAYED, or ENQUEUED when what it waits for just arrived). Raises
     :class:`WorkflowCancelledError` if the workflow is no longer this executor's to run."""
@@ -197,6 +194,7 @@ __all__ = [
     "check_key",
     "decode_any",
     "park",
+    "pause",
     "record_deadline",
     "sleep",
     "stop_if_cancelled",

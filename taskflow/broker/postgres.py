@@ -34,8 +34,11 @@ from taskflow.broker.sql_broker import (
     SQLBroker,
     debounce_params,
     debounce_until,
+    event_params,
     park_params,
+    send_params,
     step_params,
+    take_params,
 )
 from taskflow.broker.url import DatabaseURL, validate_schema_name
 from taskflow.broker.wakeups import WakeHub, events_key, inbox_key, streams_key
@@ -404,14 +407,7 @@ class PostgresBroker(SQLBroker):
     ) -> Delivery:
         """One statement (see ``send_message.sql``)."""
         params = {
-            "destination_id": destination_id,
-            "topic": topic,
-            "message": message,
-            "send_key": send_key,
-            "now": now,
-            "sender_id": sender[0] if sender else None,
-            "step_id": sender[1] if sender else None,
-            "step_name": sender[2] if sender else None,
+            **send_params(destination_id, topic, message, now, send_key, sender),
             "channel": self.channel,
             "wake_channel": self.wake_channel,
         }
@@ -429,14 +425,7 @@ class PostgresBroker(SQLBroker):
         self, workflow_id: str, topic: str, step_id: int, step_name: str, started_at: int, now: int
     ) -> tuple[str | None, Status | None]:
         """One statement (see ``take_message.sql``)."""
-        params = {
-            "workflow_id": workflow_id,
-            "topic": topic,
-            "step_id": step_id,
-            "step_name": step_name,
-            "started_at": started_at,
-            "now": now,
-        }
+        params = take_params(workflow_id, topic, step_id, step_name, started_at, now)
         row = self._one("take_message", params)
         assert row is not None
         return row[0], Status(row[1]) if row[1] is not None else None
@@ -451,12 +440,7 @@ class PostgresBroker(SQLBroker):
     ) -> Status | None:
         """One statement (see ``set_event.sql``)."""
         params = {
-            "workflow_id": workflow_id,
-            "key": key,
-            "value": value,
-            "now": now,
-            "step_id": step[0] if step else None,
-            "step_name": step[1] if step else None,
+            **event_params(workflow_id, key, value, now, step),
             "channel": self.channel,
             "wake_channel": self.wake_channel,
         }

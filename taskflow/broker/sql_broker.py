@@ -156,6 +156,55 @@ def park_params(
     }
 
 
+def send_params(
+    destination_id: str,
+    topic: str,
+    message: str,
+    now: int,
+    send_key: str | None,
+    sender: tuple[str, int, str] | None,
+) -> dict[str, Any]:
+    """Bind parameters of ``send_message.sql`` (the Postgres broker adds its channels)."""
+    return {
+        "destination_id": destination_id,
+        "topic": topic,
+        "message": message,
+        "send_key": send_key,
+        "now": now,
+        "sender_id": sender[0] if sender else None,
+        "step_id": sender[1] if sender else None,
+        "step_name": sender[2] if sender else None,
+    }
+
+
+def take_params(
+    workflow_id: str, topic: str, step_id: int, step_name: str, started_at: int, now: int
+) -> dict[str, Any]:
+    """Bind parameters of ``take_message.sql``."""
+    return {
+        "workflow_id": workflow_id,
+        "topic": topic,
+        "step_id": step_id,
+        "step_name": step_name,
+        "started_at": started_at,
+        "now": now,
+    }
+
+
+def event_params(
+    workflow_id: str, key: str, value: str, now: int, step: tuple[int, str] | None
+) -> dict[str, Any]:
+    """Bind parameters of ``set_event.sql`` (the Postgres broker adds its channels)."""
+    return {
+        "workflow_id": workflow_id,
+        "key": key,
+        "value": value,
+        "now": now,
+        "step_id": step[0] if step else None,
+        "step_name": step[1] if step else None,
+    }
+
+
 def enqueue_status(new: NewWorkflow, now: int) -> str:
     """DELAYED when the workflow may not start yet, else ENQUEUED."""
     return "DELAYED" if new.delay_until is not None and new.delay_until > now else "ENQUEUED"
@@ -500,9 +549,12 @@ __all__ = [
     "debounce_until",
     "enqueue_results",
     "enqueue_status",
+    "event_params",
     "park_params",
+    "send_params",
     "start_params",
     "step_params",
     "step_row",
+    "take_params",
     "workflow_row",
 ]

@@ -31,7 +31,10 @@ from taskflow.broker.sql_broker import (
     SQLBroker,
     debounce_params,
     debounce_until,
+    event_params,
+    send_params,
     step_params,
+    take_params,
 )
 from taskflow.broker.url import DatabaseURL
 from taskflow.broker.wakeups import WakeHub, events_key, inbox_key, streams_key
@@ -324,16 +327,7 @@ class SQLiteBroker(SQLBroker):
     ) -> Delivery:
         """One transaction (see ``send_message.sql``)."""
         exists, insert, record, wake, status = sqlite_queue.statements(self._q["send_message"])
-        params = {
-            "destination_id": destination_id,
-            "topic": topic,
-            "message": message,
-            "send_key": send_key,
-            "now": now,
-            "sender_id": sender[0] if sender else None,
-            "step_id": sender[1] if sender else None,
-            "step_name": sender[2] if sender else None,
-        }
+        params = send_params(destination_id, topic, message, now, send_key, sender)
         with self._immediate() as conn:
             if not conn.execute(exists, params).fetchone()[0]:
                 return Delivery(found=False, inserted=False)
@@ -356,14 +350,7 @@ class SQLiteBroker(SQLBroker):
     ) -> tuple[str | None, Status | None]:
         """One transaction (see ``take_message.sql``)."""
         oldest, consume, record, status = sqlite_queue.statements(self._q["take_message"])
-        params: dict[str, Any] = {
-            "workflow_id": workflow_id,
-            "topic": topic,
-            "step_id": step_id,
-            "step_name": step_name,
-            "started_at": started_at,
-            "now": now,
-        }
+        params = take_params(workflow_id, topic, step_id, step_name, started_at, now)
         message: str | None = None
         with self._immediate() as conn:
             found = conn.execute(oldest, params).fetchone()
@@ -384,14 +371,7 @@ class SQLiteBroker(SQLBroker):
     ) -> Status | None:
         """One transaction (see ``set_event.sql``)."""
         upsert, record, wake, status = sqlite_queue.statements(self._q["set_event"])
-        params = {
-            "workflow_id": workflow_id,
-            "key": key,
-            "value": value,
-            "now": now,
-            "step_id": step[0] if step else None,
-            "step_name": step[1] if step else None,
-        }
+        params = event_params(workflow_id, key, value, now, step)
         with self._immediate() as conn:
             conn.execute(upsert, params)
             if step is not None:

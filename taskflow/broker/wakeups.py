@@ -40,6 +40,11 @@ class Subscription:
         self._event.clear()
         return got
 
+    @property
+    def poll_interval(self) -> float:
+        """The longest one :meth:`wait` blocks."""
+        return self._hub.poll_interval
+
     def close(self) -> None:
         """Stop listening for the key."""
         self._hub._unsubscribe(self)
