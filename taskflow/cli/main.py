@@ -1,4 +1,4 @@
-"""The ``taskflow`` command line."""
+"""The ``taskflow`` group and its core commands: ``migrate`` and ``worker``."""
 
 from __future__ import annotations
 
@@ -8,13 +8,10 @@ import sys
 import click
 
 from taskflow import __version__
-from taskflow.app import Taskflow
 from taskflow.broker import create_broker
 from taskflow.broker.migrations import bootstrap_statements, migration_statements, pending
-from taskflow.config import Config
+from taskflow.cli.common import database_conf, resolve_app
 from taskflow.errors import TaskflowError
-from taskflow.loader import load_app
-from taskflow.queue_table import queue_table
 from taskflow.queues import validate_queue_name
 
 
@@ -30,24 +27,6 @@ def main(ctx: click.Context, app_spec: str | None) -> None:
     ctx.obj = {"app_spec": app_spec}
 
 
-def _resolve_app(ctx: click.Context, app_spec: str | None) -> Taskflow | None:
-    spec = app_spec or ctx.obj.get("app_spec")
-    if spec is None:
-        return None
-    try:
-        return load_app(spec)
-    except TaskflowError as exc:
-        raise click.ClickException(str(exc)) from None
-
-
-def _database_conf(ctx: click.Context, app_spec: str | None, database_url: str | None) -> Config:
-    """The configuration naming the system database: the app's, or one from a bare URL."""
-    app = _resolve_app(ctx, app_spec)
-    if app is not None and database_url is not None:
-        raise click.UsageError("give either -A/--app or --database-url, not both")
-    return app.conf if app is not None else Config(database_url=database_url)
-
-
 @main.command()
 @click.option("-A", "--app", "app_spec", default=None, help="Take the database from this app.")
 @click.option("--database-url", default=None, help="System database URL (default: the app's).")
@@ -57,7 +36,7 @@ def migrate(
     ctx: click.Context, app_spec: str | None, database_url: str | None, print_sql: bool
 ) -> None:
     """Create or upgrade the system database schema."""
-    conf = _database_conf(ctx, app_spec, database_url)
+    conf = database_conf(ctx, app_spec, database_url)
     try:
         broker = create_broker(conf)
         try:
@@ -122,7 +101,7 @@ def worker(
     if not isinstance(level, int):
         raise click.UsageError(f"unknown log level {loglevel!r}")
     logging.getLogger().setLevel(level)
-    app = _resolve_app(ctx, app_spec)
+    app = resolve_app(ctx, app_spec)
     if app is None:
         raise click.UsageError("give the app with -A/--app (pkg.module or pkg.module:attr)")
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
@@ -177,30 +156,3 @@ def _print_sql(dialect: str, schema: str, current: int) -> None:
 
 
 __all__ = ["main"]
-
-
-@main.group()
-def queues() -> None:
-    """Inspect queues: limits in force and the work they hold."""
-
-
-@queues.command("list")
-@click.option("-A", "--app", "app_spec", default=None, help="Take the database from this app.")
-@click.option("--database-url", default=None, help="System database URL (default: the app's).")
-@click.pass_context
-def queues_list(ctx: click.Context, app_spec: str | None, database_url: str | None) -> None:
-    """Every known queue: its limits (as the newest app version declared them), how many
-    workflows wait (ENQUEUED, DELAYED) and run (PENDING), per partition where partitioned."""
-    conf = _database_conf(ctx, app_spec, database_url)
-    try:
-        broker = create_broker(conf)
-        try:
-            broker.migrate()
-            records = broker.queue_specs()
-            depths = broker.queue_depths()
-        finally:
-            broker.close()
-    except TaskflowError as exc:
-        raise click.ClickException(str(exc)) from None
-    for line in queue_table(records, depths):
-        click.echo(line)
