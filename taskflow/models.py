@@ -8,6 +8,7 @@ the public views turn them into timezone-aware UTC datetimes.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import msgspec
 
@@ -144,6 +145,10 @@ class ExecutorBeat(msgspec.Struct, frozen=True, kw_only=True):
     concurrency: int = 0
     started_at: int
     heartbeat_at: int
+    pool: str | None = None
+    """A worker's pool (``prefork``, ``threads``, ``solo``); None for a process."""
+    workflows: list[str] | None = None
+    """The workflow names a worker's app registers (None: not recorded, e.g. a process)."""
 
 
 class OrphanRef(msgspec.Struct, frozen=True):
@@ -156,6 +161,33 @@ class OrphanRef(msgspec.Struct, frozen=True):
     parent_id: str | None
     parent_status: Status | None
     """Status of its parent workflow (None when it has none or the parent row is gone)."""
+
+
+class RunningRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A running (PENDING) workflow and the executor that owns it, without its payloads."""
+
+    id: str
+    name: str
+    executor_id: str | None
+    queue: str | None
+    started_at: int | None
+    attempts: int
+
+
+class DelayedRef(msgspec.Struct, frozen=True, kw_only=True):
+    """A DELAYED workflow: when it wakes (``delay_until``; None: only when what it waits
+    for arrives) and what it waits for (``wait_kind`` None: a countdown, eta, debounce or
+    retry delay)."""
+
+    id: str
+    name: str
+    queue: str | None
+    delay_until: int | None
+    wait_kind: str | None
+    wait_on: str | None
+    wait_key: str | None
+    retries: int
+    created_at: int
 
 
 class QueueTick(msgspec.Struct, frozen=True):
@@ -225,6 +257,44 @@ class LimitedClaim(msgspec.Struct, frozen=True):
     window then, or partitions were left unvisited (then it is now). None: wait for news."""
 
 
+class ScheduleRow(msgspec.Struct, kw_only=True):
+    """A stored schedule. Timestamps are ms; ``context``, ``inputs`` and ``options`` are JSON
+    text."""
+
+    name: str
+    workflow_name: str
+    expression: str
+    """A cron string or ``"@every N"`` (validated above the broker)."""
+    tz: str
+    context: str
+    """JSON handed to the workflow with each scheduled time."""
+    inputs: str | None = None
+    """JSON ``{"args": [...], "kwargs": {...}}`` of a Celery ``beat_schedule`` entry; None:
+    the workflow is called with ``(scheduled_at, context)``."""
+    backfill: bool = False
+    queue: str | None = None
+    priority: int | None = None
+    options: str = "{}"
+    """JSON of the other enqueue options (timeout, expires...)."""
+    source: str = "api"
+    """``'code'`` (declared in an app) or ``'api'`` (created at run time)."""
+    paused: bool = False
+    next_fire_at: int
+    """The next scheduled time not fired yet."""
+    last_fired_at: int | None = None
+    """The scheduled time of the latest fire."""
+    created_at: int
+    updated_at: int
+
+
+class BeatLease(msgspec.Struct, frozen=True):
+    """Who leads the beat: holder, fencing term, lease end (ms)."""
+
+    holder: str | None
+    term: int
+    lease_until: int
+
+
 class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
     """A workflow's status record, as ``handle.info()`` returns it."""
 
@@ -241,6 +311,21 @@ class WorkflowInfo(msgspec.Struct, frozen=True, kw_only=True):
     user: str | None
     error: ErrorInfo | None
     parent_id: str | None
+    inputs: dict[str, Any] | None = None
+    """``{"args": [...], "kwargs": {...}}`` as JSON types; only when listed with
+    ``load_inputs=True`` (None otherwise)."""
+    output: Any = None
+    """The result as JSON types; only when listed with ``load_outputs=True`` (None
+    otherwise, and for a workflow without a result)."""
+
+
+class VersionInfo(msgspec.Struct, frozen=True, kw_only=True):
+    """An app version workers have run: when it was first seen and when it last became the
+    latest (the newest ``latest_at`` is the latest version)."""
+
+    version: str
+    created_at: datetime
+    latest_at: datetime
 
 
 class StepInfo(msgspec.Struct, frozen=True, kw_only=True):
@@ -305,7 +390,9 @@ def step_info(row: StepRow) -> StepInfo:
 
 
 __all__ = [
+    "BeatLease",
     "ControlRef",
+    "DelayedRef",
     "Delivery",
     "EnqueueResult",
     "ErrorInfo",
@@ -316,9 +403,12 @@ __all__ = [
     "OrphanRef",
     "QueueDepth",
     "QueueTick",
+    "RunningRef",
+    "ScheduleRow",
     "StartResult",
     "StepInfo",
     "StepRow",
+    "VersionInfo",
     "Wait",
     "WorkflowInfo",
     "WorkflowRow",

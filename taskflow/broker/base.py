@@ -17,7 +17,9 @@ import msgspec
 from taskflow.broker.url import DatabaseURL
 from taskflow.broker.wakeups import WakeHub
 from taskflow.models import (
+    BeatLease,
     ControlRef,
+    DelayedRef,
     Delivery,
     EnqueueResult,
     ExecutorBeat,
@@ -27,6 +29,8 @@ from taskflow.models import (
     OrphanRef,
     QueueDepth,
     QueueTick,
+    RunningRef,
+    ScheduleRow,
     StartResult,
     StepRow,
     Wait,
@@ -304,6 +308,28 @@ class Broker(abc.ABC):
     def orphans(self, executor_id: str) -> list[OrphanRef]:
         """The PENDING workflows of ``executor_id``, with their parents' status."""
 
+    # -- inspection (``taskflow status`` / ``taskflow inspect``) ----------------------------
+    @abc.abstractmethod
+    def running_by_executor(self) -> dict[str, dict[str, int]]:
+        """How many PENDING workflows of each name every executor owns:
+        ``{executor_id: {workflow name: count}}`` (one aggregate over the running rows)."""
+
+    @abc.abstractmethod
+    def list_running(self, limit: int) -> list[RunningRef]:
+        """Up to ``limit`` PENDING workflows, by executor, oldest start first."""
+
+    @abc.abstractmethod
+    def list_delayed(self, limit: int, queue: str | None = None) -> list[DelayedRef]:
+        """Up to ``limit`` DELAYED workflows (of ``queue`` only, when given), soonest
+        ``delay_until`` first, those without one (waiting only for a message, event or
+        child) last."""
+
+    @abc.abstractmethod
+    def finished_by_executor(self, since: int) -> dict[str, dict[Status, int]]:
+        """How many workflows each executor finished at or after ``since``, per final
+        status: ``{executor_id: {status: count}}``. Its cost grows with the rows finished
+        since then, not with the table."""
+
     # -- messages, events and parked waits --------------------------------------------------
     @property
     @abc.abstractmethod
@@ -428,6 +454,82 @@ class Broker(abc.ABC):
         was not DELAYED), or None when there is no such workflow. One statement on
         Postgres."""
 
+    # -- listing, forks and versions -------------------------------------------------------
+    @abc.abstractmethod
+    def list_workflows(
+        self,
+        where: WorkflowFilter,
+        limit: int | None,
+        offset: int = 0,
+        newest_first: bool = True,
+        load_inputs: bool = False,
+        load_outputs: bool = False,
+    ) -> list[WorkflowRow]:
+        """One page of workflows matching every filter set in ``where``, by ``created_at``
+        (newest first unless ``newest_first`` is False; insertion order within one
+        millisecond), skipping ``offset``, at most ``limit`` (None: all). ``inputs`` is ''
+        and ``output`` None unless loaded. One query, served by an index per filter."""
+
+    @abc.abstractmethod
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        new_id: str,
+        start_step: int,
+        now: int,
+        *,
+        queue: str,
+        app_version: str | None = None,
+        partition_key: str | None = None,
+    ) -> EnqueueResult | None:
+        """In one transaction: a new ENQUEUED workflow ``new_id`` with the name, inputs,
+        user, priority and timeout of ``workflow_id``, on ``queue``, with ``app_version``
+        (None: the original's), holding copies of the original's steps before
+        ``start_step`` and of the events and stream rows it wrote before that step started
+        (see ``fork_workflow.sql``), waking workers. None when ``workflow_id`` does not
+        exist; an existing ``new_id`` writes nothing (``created`` False, ``conflict``
+        "id")."""
+
+    @abc.abstractmethod
+    def list_versions(self) -> list[VersionRow]:
+        """Every recorded app version, the latest (newest ``version_at``) first."""
+
+    @abc.abstractmethod
+    def set_latest_version(self, version: str, now: int) -> bool:
+        """Make a recorded version the latest (its ``version_at`` past every other one's);
+        False when it was never recorded."""
+
+    # -- retention -------------------------------------------------------------------------
+    @abc.abstractmethod
+    def prune(self, before_ms: int, batch: int, now: int) -> PruneResult:
+        """Delete at most ``batch`` finished workflows (SUCCESS, ERROR, CANCELLED,
+        MAX_RECOVERY_ATTEMPTS_EXCEEDED) with ``finished_at < before_ms``, oldest first,
+        together with their steps, events, streams and the messages addressed to them, in
+        one short transaction (one statement on Postgres, whose rows are picked ``FOR UPDATE
+        SKIP LOCKED``: a worker or an operator touching one of them is never blocked, the
+        row is left for a later batch). A finished child is kept while its parent is
+        unfinished (the parent may still read its result). When fewer than ``batch``
+        workflows were found (the last batch of a pass: the side tables are scanned whole,
+        so once per pass), up to ``batch`` stale rows of two side tables go too:
+        ``debounces`` rows whose workflow is no longer waiting to start (started, finished
+        or gone: the next debounce of the key begins a new cycle anyway), and
+        ``queue_starts`` rows older than ``before_ms`` and outside their queue's recorded
+        rate window at ``now``. The caller repeats while a count reaches ``batch`` (see
+        :func:`taskflow.retention.prune`)."""
+
+    @abc.abstractmethod
+    def count_prunable(self, before_ms: int, now: int) -> PruneResult:
+        """What :meth:`prune` would delete, in every batch together, counted without
+        deleting anything (for ``taskflow prune --dry-run``)."""
+
+    @abc.abstractmethod
+    def purge_queue(self, queue: str, now: int) -> list[str]:
+        """In one statement: CANCELLED (as :meth:`cancel` sets it) for every workflow of
+        ``queue`` still waiting, ENQUEUED or DELAYED (parked ones included), and for their
+        unfinished descendants at any depth; PENDING workflows of ``queue`` are running and
+        left alone (one claimed while the purge runs too). Returns every id cancelled, in
+        no particular order."""
+
     # -- debouncing --------------------------------------------------------------------------
     @abc.abstractmethod
     def debounce(
@@ -447,6 +549,141 @@ class Broker(abc.ABC):
         Either way the workflow is DELAYED while ``delay_until > now``, else ENQUEUED (waking
         workers). ``new.status`` and ``new.delay_until`` are ignored: the rule above sets
         them; ``new.queue`` None means the default queue."""
+
+    # -- schedules and beat leadership -----------------------------------------------------
+    @abc.abstractmethod
+    def create_schedule(self, row: ScheduleRow) -> bool:
+        """Insert a schedule; False (nothing written) if its name exists."""
+
+    @abc.abstractmethod
+    def put_schedules(
+        self, rows: Sequence[ScheduleRow], now: int, replace_source: str | None = None
+    ) -> None:
+        """In one transaction, insert or update each schedule by name. An existing one gets
+        every definition column of its row (workflow, expression, tz, context, inputs,
+        backfill, queue, priority, options, source; ``updated_at = now``) but keeps
+        ``paused``, ``created_at``, ``last_fired_at`` and, when expression and tz are
+        unchanged, ``next_fire_at`` (else it takes the row's, which the caller computed from
+        ``now``). With ``replace_source``, every schedule of that source whose name is not
+        among ``rows`` is deleted too: code-declared schedules removed from the code vanish,
+        and a set of schedules is replaced atomically. Names must be distinct
+        (:class:`ConfigurationError` otherwise, naming the duplicate)."""
+
+    @abc.abstractmethod
+    def get_schedule(self, name: str) -> ScheduleRow | None:
+        """The stored schedule, or None."""
+
+    @abc.abstractmethod
+    def list_schedules(self) -> list[ScheduleRow]:
+        """Every schedule, by name."""
+
+    @abc.abstractmethod
+    def delete_schedule(self, name: str) -> bool:
+        """Delete a schedule; True if it existed."""
+
+    @abc.abstractmethod
+    def pause_schedule(self, name: str, now: int) -> bool:
+        """Pause a schedule (the beat skips it); True if it exists."""
+
+    @abc.abstractmethod
+    def resume_schedule(self, name: str, next_fire_at: int | None, now: int) -> bool:
+        """Unpause a schedule; True if it exists. If it was paused and ``next_fire_at`` is
+        given, that becomes its next fire time (the caller passes the next time after
+        ``now``, so the pause is not backfilled); otherwise the stored one is kept."""
+
+    @abc.abstractmethod
+    def due_schedules(self, now: int, limit: int) -> list[ScheduleRow]:
+        """Up to ``limit`` unpaused schedules with ``next_fire_at <= now``, soonest first
+        (then by name)."""
+
+    @abc.abstractmethod
+    def next_schedule_due(self) -> int | None:
+        """The earliest ``next_fire_at`` of the unpaused schedules (None: there are none)."""
+
+    @abc.abstractmethod
+    def fire_schedule(
+        self,
+        name: str,
+        expected_next: int,
+        new_next: int,
+        last_fired: int | None,
+        news: Sequence[NewWorkflow],
+        lease: tuple[str, int] | None,
+        now: int,
+    ) -> list[EnqueueResult] | None:
+        """Fire a schedule, in one transaction: move its ``next_fire_at`` from
+        ``expected_next`` to ``new_next`` (``last_fired_at`` becomes ``last_fired`` unless
+        that is None; ``updated_at = now``) if it is unpaused, its ``next_fire_at`` is still
+        ``expected_next`` and, when ``lease = (holder, term)`` is given, ``holder`` still
+        holds the beat lease of that term at ``now``; then enqueue ``news`` as
+        :meth:`enqueue` does (an existing id writes nothing), waking workers at commit.
+
+        Returns the enqueue results, or None when the guard failed and nothing was written:
+        another beat fired first, the schedule was changed, paused or deleted, or this beat
+        lost its leadership (a beat paused past its lease never fires what its successor
+        fired). Concurrent fires of one schedule serialise on its row (Postgres: the row
+        lock, and the lease row is read ``FOR SHARE`` against a takeover; SQLite:
+        ``BEGIN IMMEDIATE``)."""
+
+    @abc.abstractmethod
+    def acquire_beat_lease(self, holder: str, lease_ms: int, now: int) -> int | None:
+        """Take or renew the beat lease until ``now + lease_ms``, in one statement: taken
+        (its term + 1) when nobody holds it or the lease ended before ``now``, renewed (term
+        unchanged) when ``holder`` holds it already. Returns the term when ``holder`` holds
+        the lease afterwards, None when another holder's lease runs."""
+
+    @abc.abstractmethod
+    def release_beat_lease(self, holder: str) -> None:
+        """End the lease at once if ``holder`` holds it (a clean shutdown hands over
+        without waiting for the lease to run out); the holder and term stay recorded."""
+
+    @abc.abstractmethod
+    def beat_lease(self) -> BeatLease | None:
+        """The beat lease as stored (None: no beat ever ran)."""
+
+
+class WorkflowFilter(msgspec.Struct, frozen=True, kw_only=True):
+    """What :meth:`Broker.list_workflows` selects: every field set must match (times are
+    ms, ``created_from`` inclusive, ``created_before`` exclusive)."""
+
+    statuses: list[Status] | None = None
+    name: str | None = None
+    queue: str | None = None
+    user: str | None = None
+    app_version: str | None = None
+    created_from: int | None = None
+    created_before: int | None = None
+
+
+class VersionRow(msgspec.Struct, frozen=True):
+    """A recorded app version: first seen at ``created_at``, the latest since
+    ``version_at`` (ms)."""
+
+    version: str
+    created_at: int
+    version_at: int
+
+
+class PruneResult(msgspec.Struct, frozen=True):
+    """Rows one retention pass deleted (or, from :meth:`Broker.count_prunable`, would
+    delete), per table."""
+
+    workflows: int = 0
+    steps: int = 0
+    events: int = 0
+    streams: int = 0
+    messages: int = 0
+    debounces: int = 0
+    queue_starts: int = 0
+
+    def __add__(self, other: PruneResult) -> PruneResult:
+        """Per-table sums (totals over batches)."""
+        mine, theirs = msgspec.structs.astuple(self), msgspec.structs.astuple(other)
+        return PruneResult(*(a + b for a, b in zip(mine, theirs, strict=True)))
+
+    def full(self, batch: int) -> bool:
+        """True when a table gave a whole ``batch``: more may be left to delete."""
+        return max(self.workflows, self.debounces, self.queue_starts) >= batch
 
 
 class DebounceResult(msgspec.Struct, frozen=True):
@@ -488,8 +725,11 @@ __all__ = [
     "DebounceResult",
     "Listener",
     "PendingRef",
+    "PruneResult",
     "StepWrite",
     "StreamRead",
     "StreamWrite",
+    "VersionRow",
+    "WorkflowFilter",
     "load_queries",
 ]

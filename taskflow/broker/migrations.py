@@ -26,6 +26,10 @@ from taskflow.broker.schema import (
     v4_tables,
     v4_workflow_columns,
     v4_workflow_indexes,
+    v5_tables,
+    v6_message_indexes,
+    v6_workflow_indexes,
+    v7_executor_columns,
 )
 
 
@@ -111,11 +115,52 @@ def _v4_alter(dialect_name: str, schema: str | None) -> list[str]:
     return out
 
 
+def _v5(metadata: MetaData) -> None:
+    v5_tables(metadata)
+
+
+def _v6(_metadata: MetaData) -> list[str]:
+    # Indexes only, on an existing table: built in _v6_alter.
+    return []
+
+
+def _v6_alter(dialect_name: str, schema: str | None) -> list[str]:
+    dialect = _dialect(dialect_name)
+    workflows = v1_tables(MetaData(schema=schema))[0]
+    upgrade_workflows_v2(workflows, dialect_name)
+    # IF NOT EXISTS: on a large table a DBA may build them CONCURRENTLY beforehand (a plain
+    # CREATE INDEX blocks writes to the table while it runs).
+    tables = v4_tables(MetaData(schema=schema), dialect_name)
+    messages = next(t for t in tables if t.name == "messages")
+    indexes = v6_workflow_indexes(workflows) + v6_message_indexes(messages)
+    return [
+        str(CreateIndex(i, if_not_exists=True).compile(dialect=dialect)).strip() for i in indexes
+    ]
+
+
+def _v7(_metadata: MetaData) -> list[str]:
+    # Columns only, on an existing table: added in _v7_alter.
+    return []
+
+
+def _v7_alter(dialect_name: str, schema: str | None) -> list[str]:
+    dialect = _dialect(dialect_name)
+    executors = v2_tables(MetaData(schema=schema))[0]
+    table = dialect.identifier_preparer.format_table(executors)
+    return [
+        f"ALTER TABLE {table} ADD COLUMN {str(CreateColumn(c).compile(dialect=dialect)).strip()}"
+        for c in v7_executor_columns()
+    ]
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "workflows and steps", _v1),
     Migration(2, "queues, dedup, delays and executor heartbeats", _v2, _v2_alter),
     Migration(3, "queue flow control, app versions and timeouts", _v3, _v3_alter),
     Migration(4, "messages, events, streams, debouncers and parked waits", _v4, _v4_alter),
+    Migration(5, "schedules and beat leadership", _v5),
+    Migration(6, "indexes for listing workflows and for retention", _v6, _v6_alter),
+    Migration(7, "executor pools and registered workflows", _v7, _v7_alter),
 )
 """Every migration, oldest first. Append only."""
 

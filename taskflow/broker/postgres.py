@@ -20,15 +20,26 @@ from psycopg.rows import tuple_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from taskflow.broker import postgres_flow, postgres_queue
-from taskflow.broker.base import DebounceResult, Listener, StepWrite, StreamWrite, load_queries
+from taskflow.broker.base import (
+    DebounceResult,
+    Listener,
+    PruneResult,
+    StepWrite,
+    StreamWrite,
+    VersionRow,
+    WorkflowFilter,
+    load_queries,
+)
 from taskflow.broker.external import postgres_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
+from taskflow.broker.listing import fork_params, listed_row, listing_query, version_rows
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
+from taskflow.broker.schedule_store import fire_params, schedule_arrays, sorted_schedules
 from taskflow.broker.sql_broker import (
     DEFAULT_QUEUE,
     SQLBroker,
@@ -52,6 +63,7 @@ from taskflow.models import (
     LimitedClaim,
     NewWorkflow,
     QueueTick,
+    ScheduleRow,
     StepRow,
     Wait,
     WorkflowRow,
@@ -537,6 +549,72 @@ class PostgresBroker(SQLBroker):
             return None
         return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=row[3])
 
+    # -- retention -------------------------------------------------------------------------
+    def prune(self, before_ms: int, batch: int, now: int) -> PruneResult:
+        """One statement, so one short transaction (see ``prune.sql``)."""
+        params = {"before": before_ms, "batch": max(1, batch), "now": now}
+        row = self._one("prune", params)
+        assert row is not None  # scalar subqueries: always one row
+        return PruneResult(*(int(n) for n in row))
+
+    # -- listing, forks and versions -------------------------------------------------------
+    def list_workflows(
+        self,
+        where: WorkflowFilter,
+        limit: int | None,
+        offset: int = 0,
+        newest_first: bool = True,
+        load_inputs: bool = False,
+        load_outputs: bool = False,
+    ) -> list[WorkflowRow]:
+        """One query, never prepared: planned with the actual values, so each filter gets
+        its index (a generic plan knows neither the value nor the LIMIT)."""
+        text, params = listing_query(
+            self._q["list_workflows"],
+            where,
+            limit,
+            offset,
+            newest_first,
+            load_inputs,
+            load_outputs,
+            self._list_param,
+        )
+        with self._conn() as conn:
+            rows = conn.execute(text.encode(), params, prepare=False).fetchall()
+        return [listed_row(r) for r in rows]
+
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        new_id: str,
+        start_step: int,
+        now: int,
+        *,
+        queue: str,
+        app_version: str | None = None,
+        partition_key: str | None = None,
+    ) -> EnqueueResult | None:
+        """One statement (see ``fork_workflow.sql``)."""
+        params = fork_params(
+            workflow_id, new_id, start_step, now, queue, app_version, partition_key
+        )
+        params["channel"] = self.channel
+        row = self._one("fork_workflow", params)
+        assert row is not None  # scalar subqueries: always one row
+        if row[0] is None:
+            return None
+        if row[1]:
+            return EnqueueResult(id=new_id, created=True)
+        return EnqueueResult(id=new_id, created=False, conflict="id", existing_id=new_id)
+
+    def list_versions(self) -> list[VersionRow]:
+        """Every recorded version, the latest first."""
+        return version_rows(self._all("list_versions", {}))
+
+    def set_latest_version(self, version: str, now: int) -> bool:
+        """One statement."""
+        return self._one("set_latest_version", {"version": version, "now": now}) is not None
+
     # -- debouncing --------------------------------------------------------------------------
     def debounce(
         self, new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
@@ -561,6 +639,37 @@ class PostgresBroker(SQLBroker):
             status=Status(status) if status is not None else None,
             delay_until=delay_until,
         )
+
+    # -- schedules ---------------------------------------------------------------------------
+    def put_schedules(
+        self, rows: Sequence[ScheduleRow], now: int, replace_source: str | None = None
+    ) -> None:
+        """One statement: the upsert and the deletion (see ``put_schedules.sql``)."""
+        params = schedule_arrays(sorted_schedules(rows))
+        params.update(now=now, replace_source=replace_source)
+        self._run("put_schedules", params)
+
+    def fire_schedule(
+        self,
+        name: str,
+        expected_next: int,
+        new_next: int,
+        last_fired: int | None,
+        news: Sequence[NewWorkflow],
+        lease: tuple[str, int] | None,
+        now: int,
+    ) -> list[EnqueueResult] | None:
+        """The guarded move of the schedule, then the enqueue, in one transaction (see
+        ``fire_schedule.sql``); its commit sends the enqueue's notifications."""
+        params = fire_params(name, expected_next, new_next, last_fired, lease, now)
+        with (
+            self._conn() as conn,
+            conn.transaction(),
+            conn.cursor(row_factory=tuple_row) as cur,
+        ):
+            if cur.execute(self._q["fire_schedule"], params).fetchone() is None:
+                return None
+            return postgres_queue.enqueue(cur, self._q, self.channel, news, now)
 
 
 class _WakeListener:

@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     Identity,
     Index,
@@ -390,6 +391,125 @@ def v4_workflow_indexes(workflows: Table) -> list[Index]:
     ]
 
 
+def v5_tables(metadata: MetaData) -> list[Table]:
+    """Version 5, new tables: schedules and the leadership of the beat that fires them."""
+    # BOOLEAN on Postgres; INTEGER 0/1 on SQLite, which has no boolean type. 'false' is a
+    # default both accept.
+    flag = Boolean().with_variant(Integer(), "sqlite")
+    schedules = Table(
+        "schedules",
+        metadata,
+        Column("name", Text, primary_key=True),
+        Column("workflow_name", Text, nullable=False),
+        # A cron string or "@every N", validated above the broker.
+        Column("expression", Text, nullable=False),
+        Column("tz", Text, nullable=False),
+        Column("context", Text, nullable=False),
+        # JSON {"args": [...], "kwargs": {...}} of a Celery beat_schedule entry; NULL: the
+        # workflow is called with (scheduled_at, context).
+        Column("inputs", Text),
+        Column("backfill", flag, nullable=False, server_default=text("false")),
+        Column("queue", Text),
+        Column("priority", Integer),
+        Column("options", Text, nullable=False, server_default=text("'{}'")),
+        # 'code' (declared in an app: removed with the declaration) or 'api'.
+        Column("source", Text, nullable=False),
+        Column("paused", flag, nullable=False, server_default=text("false")),
+        # The next scheduled time not fired yet; firing moves it, guarded by its old value.
+        Column("next_fire_at", BigInteger, nullable=False),
+        Column("last_fired_at", BigInteger),
+        Column("created_at", BigInteger, nullable=False),
+        Column("updated_at", BigInteger, nullable=False),
+    )
+    active = text("NOT paused")
+    Index(
+        "ix_schedules_due",
+        schedules.c.next_fire_at,
+        postgresql_where=active,
+        sqlite_where=active,
+    )
+    # One row per beat group (only 'beat' for now). ``term`` grows with every change of
+    # holder: a fire carries the term it was decided under, so a beat that lost the lease
+    # (paused for longer than it) can never fire after its successor took over.
+    beat_leader = Table(
+        "beat_leader",
+        metadata,
+        Column("name", Text, primary_key=True),
+        Column("holder", Text),
+        Column("term", BigInteger, nullable=False, server_default=text("0")),
+        Column("lease_until", BigInteger, nullable=False, server_default=text("0")),
+        Column("renewed_at", BigInteger),
+    )
+    return [schedules, beat_leader]
+
+
+def v6_workflow_indexes(workflows: Table) -> list[Index]:
+    """Version 6, indexes of ``workflows`` serving ``list_workflows`` and retention.
+
+    Each listing filter leads an index that ends with ``created_at``, so a filtered page,
+    newest or oldest first, reads its rows in order and stops after the page (chosen with
+    EXPLAIN on 1,000,000 rows: see docs/benchmarks.md). Kept to one index per filter: every
+    index costs each enqueue and status change a little."""
+    c = workflows.c
+    # A filter never matches NULL: rows without the value (no user; no queue for a direct
+    # run; no version for enqueued work not started yet) stay out of those indexes, which
+    # spares their writes.
+    queued = text("queue IS NOT NULL")
+    named = text("user_name IS NOT NULL")
+    versioned = text("app_version IS NOT NULL")
+    finished = text("finished_at IS NOT NULL")
+    return [
+        Index("ix_workflows_status_created", c.status, c.created_at),
+        Index("ix_workflows_name_created", c.name, c.created_at),
+        Index(
+            "ix_workflows_queue_created",
+            c.queue,
+            c.created_at,
+            postgresql_where=queued,
+            sqlite_where=queued,
+        ),
+        Index(
+            "ix_workflows_user_created",
+            c.user_name,
+            c.created_at,
+            postgresql_where=named,
+            sqlite_where=named,
+        ),
+        Index(
+            "ix_workflows_version_created",
+            c.app_version,
+            c.created_at,
+            postgresql_where=versioned,
+            sqlite_where=versioned,
+        ),
+        # Retention deletes finished workflows oldest first.
+        Index(
+            "ix_workflows_finished",
+            c.finished_at,
+            postgresql_where=finished,
+            sqlite_where=finished,
+        ),
+    ]
+
+
+def v6_message_indexes(messages: Table) -> list[Index]:
+    """Version 6, an index of ``messages`` by destination: retention deletes a pruned
+    workflow's messages, read ones included, which the inbox index (unread only) cannot
+    find."""
+    return [Index("ix_messages_destination", messages.c.destination_id)]
+
+
+def v7_executor_columns() -> list[Column[Any]]:
+    """Version 7, columns added to ``executors``: what ``taskflow inspect`` shows of a
+    worker besides its heartbeat."""
+    return [
+        # 'prefork', 'threads' or 'solo'; NULL for a process running workflows directly.
+        Column("pool", Text),
+        # JSON list of the workflow names the worker's app registers; NULL: not recorded.
+        Column("workflows", Text),
+    ]
+
+
 def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData:
     """Every table as the newest migration leaves it (used to check migrations). The dialect
     defaults to Postgres when a schema is given, else SQLite."""
@@ -398,15 +518,20 @@ def current_metadata(schema: str | None, dialect: str | None = None) -> MetaData
     migrations_table(metadata)
     workflows, _steps = v1_tables(metadata)
     upgrade_workflows_v2(workflows, dialect)
-    _executors, queues = v2_tables(metadata)
+    executors, queues = v2_tables(metadata)
     for column in v3_queue_columns():
         queues.append_column(column)
     v3_tables(metadata)
     v3_workflow_indexes(workflows, dialect)  # indexes attach themselves to their table
-    v4_tables(metadata, dialect)
+    messages = v4_tables(metadata, dialect)[0]
     for column in v4_workflow_columns():
         workflows.append_column(column)
     v4_workflow_indexes(workflows)
+    v5_tables(metadata)
+    v6_workflow_indexes(workflows)
+    v6_message_indexes(messages)
+    for column in v7_executor_columns():
+        executors.append_column(column)
     return metadata
 
 
@@ -427,4 +552,8 @@ __all__ = [
     "v4_tables",
     "v4_workflow_columns",
     "v4_workflow_indexes",
+    "v5_tables",
+    "v6_message_indexes",
+    "v6_workflow_indexes",
+    "v7_executor_columns",
 ]

@@ -12,14 +12,17 @@ from typing import Any
 
 import msgspec
 
-from taskflow.broker.base import Broker, PendingRef, StreamRead
+from taskflow.broker.base import Broker, PendingRef, PruneResult, StreamRead
 from taskflow.broker.flow_control import queue_record
+from taskflow.broker.schedule_store import ScheduleQueries
 from taskflow.models import (
+    DelayedRef,
     EnqueueResult,
     ExecutorBeat,
     NewWorkflow,
     OrphanRef,
     QueueDepth,
+    RunningRef,
     StartResult,
     StepRow,
     Wait,
@@ -255,7 +258,7 @@ def conflict_result(new: NewWorkflow, id_exists: bool, holder: str | None) -> En
     return EnqueueResult(id=new.id, created=False, conflict="id")
 
 
-class SQLBroker(Broker):
+class SQLBroker(ScheduleQueries, Broker):
     """A broker whose operations are the named queries of its dialect."""
 
     channel: str = ""
@@ -450,6 +453,17 @@ class SQLBroker(Broker):
         rows = [(int(offset), value) for _, offset, value in found if offset is not None]
         return StreamRead(rows=rows, status=Status(found[0][0]))
 
+    # -- retention -------------------------------------------------------------------------
+    def count_prunable(self, before_ms: int, now: int) -> PruneResult:
+        """One query (see ``count_prunable.sql``)."""
+        row = self._one("count_prunable", {"before": before_ms, "now": now})
+        assert row is not None  # scalar subqueries: always one row
+        return PruneResult(*(int(n) for n in row))
+
+    def purge_queue(self, queue: str, now: int) -> list[str]:
+        """One recursive statement (see ``purge_queue.sql``)."""
+        return [r[0] for r in self._all("purge_queue", {"queue": queue, "now": now})]
+
     # -- heartbeats ------------------------------------------------------------------------
     def heartbeat(self, beat: ExecutorBeat) -> None:
         """Upsert the executor's row."""
@@ -464,6 +478,10 @@ class SQLBroker(Broker):
             "concurrency": beat.concurrency,
             "started_at": beat.started_at,
             "heartbeat_at": beat.heartbeat_at,
+            "pool": beat.pool,
+            "workflows": (
+                msgspec.json.encode(beat.workflows).decode() if beat.workflows is not None else None
+            ),
         }
         self._run("heartbeat", params)
 
@@ -485,6 +503,8 @@ class SQLBroker(Broker):
                 concurrency=r[7],
                 started_at=r[8],
                 heartbeat_at=r[9],
+                pool=r[10],
+                workflows=msgspec.json.decode(r[11], type=list[str]) if r[11] is not None else None,
             )
             for r in self._all("list_executors", {})
         ]
@@ -506,6 +526,48 @@ class SQLBroker(Broker):
             )
             for r in self._all("orphans", {"executor_id": executor_id})
         ]
+
+    # -- inspection ------------------------------------------------------------------------
+    def running_by_executor(self) -> dict[str, dict[str, int]]:
+        """One aggregate over the running rows (the partial index on PENDING holds them)."""
+        out: dict[str, dict[str, int]] = {}
+        for executor_id, name, count in self._all("running_by_executor", {}):
+            out.setdefault(executor_id, {})[name] = int(count)
+        return out
+
+    def list_running(self, limit: int) -> list[RunningRef]:
+        """Running workflows by executor, oldest start first, without their payloads."""
+        return [
+            RunningRef(
+                id=r[0], name=r[1], executor_id=r[2], queue=r[3], started_at=r[4], attempts=r[5]
+            )
+            for r in self._all("list_running", {"limit": max(0, limit)})
+        ]
+
+    def list_delayed(self, limit: int, queue: str | None = None) -> list[DelayedRef]:
+        """DELAYED workflows in wake order (the partial index on DELAYED holds them)."""
+        params = {"limit": max(0, limit), "queue": queue}
+        return [
+            DelayedRef(
+                id=r[0],
+                name=r[1],
+                queue=r[2],
+                delay_until=r[3],
+                wait_kind=r[4],
+                wait_on=r[5],
+                wait_key=r[6],
+                retries=r[7],
+                created_at=r[8],
+            )
+            for r in self._all("list_delayed", params)
+        ]
+
+    def finished_by_executor(self, since: int) -> dict[str, dict[Status, int]]:
+        """One aggregate over the rows finished since ``since`` (``ix_workflows_finished``)."""
+        out: dict[str, dict[Status, int]] = {}
+        for executor_id, status, count in self._all("finished_by_executor", {"since": since}):
+            out.setdefault(executor_id, {})[Status(status)] = int(count)
+        return out
 
 
 # -- debouncing ----------------------------------------------------------------------------------

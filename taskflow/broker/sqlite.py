@@ -17,15 +17,26 @@ from typing import Any
 import msgspec
 
 from taskflow.broker import sqlite_flow, sqlite_queue
-from taskflow.broker.base import DebounceResult, Listener, StepWrite, StreamWrite, load_queries
+from taskflow.broker.base import (
+    DebounceResult,
+    Listener,
+    PruneResult,
+    StepWrite,
+    StreamWrite,
+    VersionRow,
+    WorkflowFilter,
+    load_queries,
+)
 from taskflow.broker.external import sqlite_connection
 from taskflow.broker.flow_control import ClaimState, declaration_params
+from taskflow.broker.listing import fork_params, listed_row, listing_query, version_rows
 from taskflow.broker.migrations import (
     LATEST_VERSION,
     bootstrap_statements,
     migration_statements,
     pending,
 )
+from taskflow.broker.schedule_store import fire_params, schedule_params, sorted_schedules
 from taskflow.broker.sql_broker import (
     DEFAULT_QUEUE,
     SQLBroker,
@@ -52,6 +63,7 @@ from taskflow.models import (
     LimitedClaim,
     NewWorkflow,
     QueueTick,
+    ScheduleRow,
     StepRow,
     WorkflowRow,
 )
@@ -478,6 +490,82 @@ class SQLiteBroker(SQLBroker):
             moved = bool(conn.execute(move, params).fetchall())
         return ControlRef(id=row[0], name=row[1], status=Status(row[2]), changed=moved)
 
+    # -- retention -------------------------------------------------------------------------
+    def prune(self, before_ms: int, batch: int, now: int) -> PruneResult:
+        """One ``BEGIN IMMEDIATE`` transaction (see ``prune.sql``): pick, then delete."""
+        pick, *deletes, debounces, starts = sqlite_queue.statements(self._q["prune"])
+        params: dict[str, Any] = {"before": before_ms, "batch": max(1, batch), "now": now}
+        with self._immediate() as conn:
+            ids = [r[0] for r in conn.execute(pick, params).fetchall()]
+            counts = [0] * len(deletes)
+            if ids:
+                listed = {"ids": sqlite_queue.json_list(ids)}
+                counts = [conn.execute(d, listed).rowcount for d in deletes]
+            if len(ids) < params["batch"]:
+                counts.append(conn.execute(debounces, params).rowcount)
+                counts.append(conn.execute(starts, params).rowcount)
+            else:
+                counts += [0, 0]
+        # workflows, steps, events, streams, messages, debounces, queue_starts
+        return PruneResult(*counts)
+
+    # -- listing, forks and versions -------------------------------------------------------
+    def list_workflows(
+        self,
+        where: WorkflowFilter,
+        limit: int | None,
+        offset: int = 0,
+        newest_first: bool = True,
+        load_inputs: bool = False,
+        load_outputs: bool = False,
+    ) -> list[WorkflowRow]:
+        """One query (see ``list_workflows.sql``)."""
+        text, params = listing_query(
+            self._q["list_workflows"],
+            where,
+            limit,
+            offset,
+            newest_first,
+            load_inputs,
+            load_outputs,
+            self._list_param,
+            no_limit=-1,
+        )
+        return [listed_row(tuple(r)) for r in self._conn().execute(text, params).fetchall()]
+
+    def fork_workflow(
+        self,
+        workflow_id: str,
+        new_id: str,
+        start_step: int,
+        now: int,
+        *,
+        queue: str,
+        app_version: str | None = None,
+        partition_key: str | None = None,
+    ) -> EnqueueResult | None:
+        """One ``BEGIN IMMEDIATE`` transaction (see ``fork_workflow.sql``)."""
+        find, insert, steps, events, streams = sqlite_queue.statements(self._q["fork_workflow"])
+        params = fork_params(
+            workflow_id, new_id, start_step, now, queue, app_version, partition_key
+        )
+        with self._immediate() as conn:
+            if conn.execute(find, {"id": workflow_id}).fetchone() is None:
+                return None
+            if conn.execute(insert, params).rowcount == 0:
+                return EnqueueResult(id=new_id, created=False, conflict="id", existing_id=new_id)
+            for statement in (steps, events, streams):
+                conn.execute(statement, params)
+        return EnqueueResult(id=new_id, created=True)
+
+    def list_versions(self) -> list[VersionRow]:
+        """Every recorded version, the latest first."""
+        return version_rows(self._all("list_versions", {}))
+
+    def set_latest_version(self, version: str, now: int) -> bool:
+        """One statement."""
+        return self._one("set_latest_version", {"version": version, "now": now}) is not None
+
     # -- debouncing --------------------------------------------------------------------------
     def debounce(
         self, new: NewWorkflow, key: str, delay_ms: int, max_wait_ms: int | None, now: int
@@ -507,6 +595,38 @@ class SQLiteBroker(SQLBroker):
             status=Status(status),
             delay_until=delay_until,
         )
+
+    # -- schedules ---------------------------------------------------------------------------
+    def put_schedules(
+        self, rows: Sequence[ScheduleRow], now: int, replace_source: str | None = None
+    ) -> None:
+        """The upserts, then the deletion, in one ``BEGIN IMMEDIATE`` transaction (see
+        ``put_schedules.sql``)."""
+        upsert, remove = sqlite_queue.statements(self._q["put_schedules"])
+        ordered = sorted_schedules(rows)
+        with self._immediate() as conn:
+            conn.executemany(upsert, [{**schedule_params(r), "now": now} for r in ordered])
+            if replace_source is not None:
+                names = self._list_param([r.name for r in ordered])
+                conn.execute(remove, {"replace_source": replace_source, "names": names})
+
+    def fire_schedule(
+        self,
+        name: str,
+        expected_next: int,
+        new_next: int,
+        last_fired: int | None,
+        news: Sequence[NewWorkflow],
+        lease: tuple[str, int] | None,
+        now: int,
+    ) -> list[EnqueueResult] | None:
+        """The guarded move of the schedule, then the enqueue, in one ``BEGIN IMMEDIATE``
+        transaction (see ``fire_schedule.sql``)."""
+        params = fire_params(name, expected_next, new_next, last_fired, lease, now)
+        with self._immediate() as conn:
+            if not conn.execute(self._q["fire_schedule"], params).fetchall():
+                return None
+            return sqlite_queue.enqueue(conn, self._q, news, now)
 
 
 __all__ = ["SQLiteBroker"]

@@ -89,6 +89,12 @@ def _expected_where(index: sa.Index, dialect: str) -> str | None:
     return None if value is None else _where(value)
 
 
+def _default(value: object) -> str:
+    """A server default, normalized across dialects' reflection: Postgres gives back
+    ``'{}'::text`` for ``'{}'``, SQLite ``'{}'``, and either may add parentheses."""
+    return str(value).replace("::text", "").strip("'()")
+
+
 def assert_schema_matches_metadata(url: str, schema: str = "taskflow") -> None:
     dialect = "postgresql" if is_postgres(url) else "sqlite"
     db_schema = schema if dialect == "postgresql" else None
@@ -108,11 +114,11 @@ def assert_schema_matches_metadata(url: str, schema: str = "taskflow") -> None:
                 assert got["nullable"] == col.nullable, where
                 default = col.server_default
                 expected_default = (
-                    str(default.arg) if isinstance(default, sa.DefaultClause) else None
+                    _default(default.arg) if isinstance(default, sa.DefaultClause) else None
                 )
                 got_default = got["default"]
                 if got_default is not None:
-                    got_default = str(got_default).strip("'()")
+                    got_default = _default(got_default)
                 assert got_default == expected_default, where
                 # An identity column (Postgres' seq) is filled by the server, in order.
                 identity = got.get("identity")

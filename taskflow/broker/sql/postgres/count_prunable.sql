@@ -1,0 +1,24 @@
+-- What prune.sql would delete over every batch, counted in one snapshot without deleting
+-- anything or taking a lock (taskflow prune --dry-run). The conditions are prune.sql's.
+WITH picked AS (
+    SELECT w.id
+    FROM {schema}.workflows w
+    WHERE w.finished_at < %(before)s
+      AND w.status IN ('SUCCESS', 'ERROR', 'CANCELLED', 'MAX_RECOVERY_ATTEMPTS_EXCEEDED')
+      AND (w.parent_id IS NULL OR NOT EXISTS (
+          SELECT 1 FROM {schema}.workflows p
+          WHERE p.id = w.parent_id AND p.status IN ('ENQUEUED', 'DELAYED', 'PENDING')))
+)
+SELECT (SELECT count(*) FROM picked),
+       (SELECT count(*) FROM {schema}.steps WHERE workflow_id IN (SELECT id FROM picked)),
+       (SELECT count(*) FROM {schema}.events WHERE workflow_id IN (SELECT id FROM picked)),
+       (SELECT count(*) FROM {schema}.streams WHERE workflow_id IN (SELECT id FROM picked)),
+       (SELECT count(*) FROM {schema}.messages WHERE destination_id IN (SELECT id FROM picked)),
+       (SELECT count(*) FROM {schema}.debounces d
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {schema}.workflows w
+            WHERE w.id = d.workflow_id AND w.status = 'DELAYED' AND w.started_at IS NULL)),
+       (SELECT count(*) FROM {schema}.queue_starts s
+        LEFT JOIN {schema}.queues q ON q.name = s.queue
+        WHERE s.started_at < %(before)s
+          AND s.started_at <= %(now)s::bigint - COALESCE(q.rate_per_ms, 0))
