@@ -30,6 +30,8 @@ class WorkerOptions:
     heartbeat_interval: float = 2.0
     heartbeat_timeout: float = 10.0
     shutdown_timeout: float = 30.0
+    beat: bool = False
+    """Also run a beat in the supervisor process (``-B``)."""
 
     @property
     def slots(self) -> int:
@@ -49,6 +51,7 @@ class WorkerOptions:
         name: str | None = None,
         max_tasks_per_child: int | None = None,
         max_memory_per_child: int | None = None,
+        beat: bool = False,
     ) -> WorkerOptions:
         """Options from the app's configuration, overridden by the command line."""
         chosen_pool = (pool or conf.worker_pool or "prefork").lower()
@@ -78,6 +81,7 @@ class WorkerOptions:
                 else conf.worker_max_memory_per_child
             ),
             poll_interval=conf.worker_poll_interval,
+            beat=beat,
             heartbeat_interval=conf.worker_heartbeat_interval,
             heartbeat_timeout=conf.worker_heartbeat_timeout,
             shutdown_timeout=conf.worker_shutdown_timeout,
