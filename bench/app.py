@@ -10,7 +10,10 @@ Workflows: ``bench.noop`` (no steps) and ``bench.three_steps`` (three no-op step
 ``durable`` suite (bench/durable.py), ``bench.ponger`` and ``bench.pinger``, which exchange
 messages with ``taskflow.send``/``recv``, and ``bench.sleeper``, which sleeps durably.
 ``$TASKFLOW_BENCH_PARK_AFTER`` sets the worker's ``workflow_park_after`` (that suite runs workers
-that never park and workers that park every wait).
+that never park and workers that park every wait). For the ``beat`` suite (bench/beat.py),
+``bench.scheduled``, a no-op taking a schedule's ``(scheduled_at, context)``; no schedule is
+declared here (that suite creates its schedule at run time on its own scratch database), so
+no other suite's worker ever fires it.
 
 Queues (the ``queues`` suite, bench/queues.py): besides ``default``, the app declares one queue
 per flow-control setting it measures, all with the same no-op workflow enqueued onto them:
@@ -37,6 +40,7 @@ import sys
 import threading
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -68,6 +72,7 @@ THREE_STEPS = "bench.three_steps"
 PINGER = "bench.pinger"
 PONGER = "bench.ponger"
 SLEEPER = "bench.sleeper"
+SCHEDULED = "bench.scheduled"
 PING_TOPIC = "ping"
 PONG_TOPIC = "pong"
 
@@ -114,6 +119,8 @@ class BenchApp:
     the next; returns the wall-clock stamps of every exchange (see :func:`create_app`)."""
     sleeper: Workflow[[float], None]
     """``(seconds)``: one durable ``taskflow.sleep``."""
+    scheduled: Workflow[[datetime, object], None]
+    """``(scheduled_at, context)``: what a schedule fires; runs nothing."""
 
     def workflow(self, name: str) -> Workflow[[], None]:
         """One of the two workflows by name."""
@@ -189,7 +196,11 @@ def create_app(
     def sleeper(seconds: float) -> None:
         taskflow.sleep(seconds)
 
-    return BenchApp(app, noop, three_steps, ponger, pinger, sleeper)
+    @app.workflow(name=SCHEDULED)
+    def scheduled(scheduled_at: datetime, context: object) -> None:
+        return None
+
+    return BenchApp(app, noop, three_steps, ponger, pinger, sleeper, scheduled)
 
 
 # -- profiling (only with $TASKFLOW_BENCH_PROFILE) ----------------------------------------------
@@ -264,6 +275,7 @@ three_steps = _bench.three_steps
 ponger = _bench.ponger
 pinger = _bench.pinger
 sleeper = _bench.sleeper
+scheduled = _bench.scheduled
 
 if os.environ.get(PROFILE_ENV):
     install_profiling(Path(os.environ[PROFILE_ENV]))

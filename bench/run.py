@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench import direct, durable, enqueue, latency, queues, throughput
+from bench import beat, direct, durable, enqueue, latency, listing, queues, retention, throughput
 from bench.common import (
     DEFAULT_OUTPUT,
     DEFAULT_POSTGRES_URL,
@@ -71,6 +71,24 @@ SUITES: dict[str, Suite] = {
             "send-to-recv latency between two running workflows, and the rows, bytes and "
             "CPU of 10,000 parked (sleeping) workflows",
             durable.run,
+        ),
+        Suite(
+            "listing",
+            "one filtered page of list_workflows (each filter, and some together) with "
+            "1,000,000 workflows in the table",
+            listing.run,
+        ),
+        Suite(
+            "retention",
+            "claim latency of a running worker while 1,000,000 finished workflows are pruned "
+            "(PostgreSQL only), and pruning throughput",
+            retention.run,
+        ),
+        Suite(
+            "beat",
+            "how late a per-second schedule's fires land on an idle `taskflow worker -c 2 -B`, "
+            "and how long a standby beat takes to replace a leader killed with SIGKILL",
+            beat.run,
         ),
     )
 }

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from taskflow import signals
 from taskflow.app import Taskflow
+from taskflow.client import Client
 from taskflow.concurrent import StepFuture, gather, select, start_step
 from taskflow.config import Config
+from taskflow.cron import crontab
 from taskflow.debouncer import Debouncer
 from taskflow.errors import (
     ConfigurationError,
@@ -32,7 +34,7 @@ from taskflow.errors import (
 )
 from taskflow.handle import WorkflowHandle
 from taskflow.messaging import get_event, recv, send, set_event
-from taskflow.models import ErrorInfo, StepInfo, WorkflowInfo
+from taskflow.models import ErrorInfo, StepInfo, VersionInfo, WorkflowInfo
 from taskflow.patching import deprecate_patch, patch
 from taskflow.queues import Queue
 from taskflow.shared import shared_task
@@ -46,6 +48,7 @@ from taskflow.workflow import CurrentInfo, current
 __version__ = "0.1.0"
 
 __all__ = [
+    "Client",
     "Config",
     "ConfigurationError",
     "CurrentInfo",
@@ -69,6 +72,7 @@ __all__ = [
     "TimeLimitExceeded",
     "UnknownQueueError",
     "UnknownWorkflowError",
+    "VersionInfo",
     "Workflow",
     "WorkflowCancelledError",
     "WorkflowConflictError",
@@ -79,6 +83,7 @@ __all__ = [
     "WorkflowStatusError",
     "__version__",
     "close_stream",
+    "crontab",
     "current",
     "deprecate_patch",
     "gather",

@@ -13,9 +13,11 @@ from datetime import datetime, timedelta
 from typing import Any, Concatenate, Literal, ParamSpec, TypeVar, overload
 
 from taskflow import control, messaging, shared, streams
+from taskflow.app_schedules import ScheduleMixin
 from taskflow.broker import Broker, create_broker
 from taskflow.clock import Clock, SystemClock, now_ms
 from taskflow.config import Config
+from taskflow.cron import crontab
 from taskflow.debouncer import Debouncer
 from taskflow.enqueue import Call, new_workflows, resolve, validate
 from taskflow.errors import (
@@ -26,10 +28,12 @@ from taskflow.errors import (
 from taskflow.execution import ExecutionMixin
 from taskflow.handle import WorkflowHandle
 from taskflow.heartbeat import Heartbeat
+from taskflow.management import ManagementMixin
 from taskflow.models import StepRow
 from taskflow.queues import DEFAULT_QUEUE, Queue, RateLimit, parse_rate_limit, validate_queue_name
 from taskflow.recovery import local_executor_id
 from taskflow.retry import RetryPolicy, WorkflowRetryPolicy
+from taskflow.schedules import ScheduleDraft, Schedules
 from taskflow.serialization import decode, encode
 from taskflow.step import Step
 from taskflow.task import EnqueueOptions, Workflow
@@ -41,7 +45,7 @@ R = TypeVar("R")
 log = logging.getLogger("taskflow")
 
 
-class Taskflow(ExecutionMixin):
+class Taskflow(ExecutionMixin, ManagementMixin, ScheduleMixin):
     """A taskflow app: configuration, the workflows and steps registered on it, and the
     system database they checkpoint into.
 
@@ -82,6 +86,8 @@ class Taskflow(ExecutionMixin):
         self._shared_executor = False
         self._worker_executor_id: str | None = None
         self._discover: list[tuple[Iterable[str] | Callable[[], Iterable[str]], str]] = []
+        self._declared_schedules: dict[str, tuple[ScheduleDraft, bool]] = {}
+        self._schedules: Schedules | None = None
         shared.register_app(self)
 
     def __repr__(self) -> str:
@@ -186,6 +192,9 @@ class Taskflow(ExecutionMixin):
         default_retry_delay: float = 180.0,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        schedule: str | crontab | float | timedelta | None = None,
+        tz: str | None = None,
+        backfill: bool = False,
     ) -> Callable[[Callable[Concatenate[Any, P], R]], Workflow[P, R]]: ...
 
     @overload
@@ -208,6 +217,9 @@ class Taskflow(ExecutionMixin):
         default_retry_delay: float = 180.0,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        schedule: str | crontab | float | timedelta | None = None,
+        tz: str | None = None,
+        backfill: bool = False,
     ) -> Callable[[Callable[P, R]], Workflow[P, R]]: ...
 
     def workflow(
@@ -229,6 +241,9 @@ class Taskflow(ExecutionMixin):
         default_retry_delay: float = 180.0,
         soft_time_limit: float | None = None,
         time_limit: float | None = None,
+        schedule: str | crontab | float | timedelta | None = None,
+        tz: str | None = None,
+        backfill: bool = False,
     ) -> Any:
         """Register a workflow: ``@app.workflow`` or ``@app.workflow(name=..., ...)``.
 
@@ -243,6 +258,11 @@ class Taskflow(ExecutionMixin):
         capped at ``retry_backoff_max`` with ``retry_jitter``. In a worker,
         ``soft_time_limit`` raises :class:`SoftTimeLimitExceeded` inside the workflow and
         ``time_limit`` ends the process running it, recording :class:`TimeLimitExceeded`.
+
+        ``schedule`` (cron with 5 fields or 6 with seconds first, a :class:`crontab`, or an
+        interval in seconds) makes the beat start it at each time, in time zone ``tz``
+        (default: ``conf.timezone``), as ``fn(scheduled_at, context)``; ``backfill=True``
+        fires the times a stopped beat missed (see docs/schedules.md).
         """
         policy = WorkflowRetryPolicy(
             max_retries=max_retries,
@@ -268,6 +288,8 @@ class Taskflow(ExecutionMixin):
                 time_limit=time_limit,
                 priority=priority,
             )
+            if schedule is not None:
+                self.declare_schedule(wf, f, schedule, tz, backfill, queue)
             with self._lock:
                 existing = self._workflows.get(wf_name)
                 if existing is not None and existing.fn.__code__ is not f.__code__:
@@ -535,6 +557,9 @@ class Taskflow(ExecutionMixin):
             poll_interval=self.conf.result_poll_interval,
             clock=self.clock,
         )
+
+    def _workflow_handle(self, workflow_id: str, name: str | None) -> WorkflowHandle[Any]:
+        return self._handle(workflow_id, self._workflows.get(name) if name else None)
 
     def retrieve(self, workflow_id: str) -> WorkflowHandle[Any]:
         """A handle on any workflow by id (results decode with the registered workflow's

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import os
 from collections.abc import Mapping
 from datetime import timedelta
@@ -101,14 +102,42 @@ class Config:
     """Replace a prefork child once its resident memory exceeds this many KiB (checked after
     each workflow)."""
 
-    result_expires: timedelta | None = None
-    """Finished workflows older than this are pruned (retention)."""
+    result_expires: timedelta | float | None = timedelta(days=7)
+    """Retention: workers delete finished workflows (with their steps, events, streams and
+    messages) that finished longer ago than this, a timedelta or a number of seconds as in
+    Celery. None or 0 keeps everything. A pruned workflow's id may be used again by a new
+    start. See docs/operations.md, "Retention"."""
+
+    result_expires_batch: int = 1000
+    """Workflows deleted per retention transaction: small batches keep every transaction
+    short, so pruning never holds locks a running worker waits for."""
+
+    result_expires_interval: float = 60.0
+    """Seconds between a worker's retention passes (each worker adds up to 10% of jitter;
+    several workers pruning at once skip each other's rows)."""
 
     timezone: str = "UTC"
     """Default time zone for schedules."""
 
     beat_schedule: dict[str, Any] = dataclasses.field(default_factory=dict)
-    """Celery-style static schedules."""
+    """Celery-style static schedules: ``{name: {"task": ..., "schedule": crontab(...) | cron
+    string | seconds | timedelta, "args": (), "kwargs": {}, "options": {"queue": ...}}}``,
+    written to the database by the beat (see docs/schedules.md)."""
+
+    beat_lease: float = 5.0
+    """Seconds a beat's leadership lasts without renewal: a dead leader is replaced within
+    about this long."""
+
+    beat_max_interval: float = 1.0
+    """Longest a beat waits between rounds (renewing its lease, or checking for a free one)."""
+
+    beat_misfire_grace_time: float = 10.0
+    """Seconds late a scheduled time may fire and still count as on time. Times missed by
+    more (the beat was down) are skipped by ``backfill=False`` schedules."""
+
+    beat_backfill_window: timedelta = timedelta(days=1)
+    """How far back a ``backfill=True`` schedule fires the times it missed; older ones are
+    skipped with a log line."""
 
     @property
     def broker_url(self) -> str | None:
@@ -122,6 +151,28 @@ class Config:
     def resolved_database_url(self) -> str:
         """The URL in force: explicit setting, else the environment, else the default."""
         return self.database_url or os.environ.get("TASKFLOW_DATABASE_URL") or DEFAULT_DATABASE_URL
+
+    def result_expires_ms(self) -> int | None:
+        """:attr:`result_expires` in whole milliseconds; None when retention is off (None or
+        0). Anything but a timedelta or a number of seconds, at least 0, raises
+        :class:`ConfigurationError` naming the value."""
+        value = self.result_expires
+        if value is None:
+            return None
+        if isinstance(value, timedelta):
+            seconds = value.total_seconds()
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            seconds = float(value)
+        else:
+            raise ConfigurationError(
+                f"result_expires must be a timedelta, a number of seconds or None, got {value!r}"
+            )
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ConfigurationError(
+                f"result_expires must not be negative (0 or None turns retention off), got "
+                f"{value!r}"
+            )
+        return max(1, int(seconds * 1000)) if seconds > 0 else None
 
     def update(self, values: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         """Set several options at once; an unknown name raises :class:`ConfigurationError`."""

@@ -7,7 +7,7 @@ clash) read in one place.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,7 +34,13 @@ def _epoch_ms(when: datetime) -> int:
 
 def validate(wf: Workflow[..., Any], options: EnqueueOptions, queue: Queue | None) -> None:
     """Refuse options that are wrong alone or together, naming the value."""
-    owner = f"workflow {wf.name!r}"
+    validate_options(wf.name, options, queue)
+
+
+def validate_options(name: str, options: EnqueueOptions, queue: Queue | None) -> None:
+    """:func:`validate` for a workflow known only by ``name`` (a ``Client`` enqueues by
+    name, without the code): the same rules, the same messages."""
+    owner = f"workflow {name!r}"
     check_priority(options.priority)
     check_seconds(owner, "timeout", options.timeout)
     if options.countdown is not None:
@@ -89,6 +95,38 @@ def new_workflows(
 ) -> list[NewWorkflow]:
     """The rows to write for ``calls`` (arguments are serialized here, so a bad one fails
     before anything is written)."""
+    return build_rows(
+        wf.name,
+        calls,
+        options,
+        queue,
+        now,
+        wf.signature.encode_inputs,
+        default_timeout=wf.timeout,
+        default_priority=wf.priority,
+        ids=ids,
+        parent_id=parent_id,
+        user=user,
+    )
+
+
+def build_rows(
+    name: str,
+    calls: Sequence[Call],
+    options: EnqueueOptions,
+    queue: str,
+    now: int,
+    encode: Callable[[Sequence[object], Mapping[str, object], str], str],
+    *,
+    default_timeout: float | None = None,
+    default_priority: int | None = None,
+    ids: Sequence[str] | None = None,
+    parent_id: str | None = None,
+    user: str | None = None,
+) -> list[NewWorkflow]:
+    """:func:`new_workflows` for a workflow known only by ``name``: ``encode`` serializes
+    one call's arguments (as ``Signature.encode_inputs`` does); the defaults stand in for
+    the registered workflow's ``timeout`` and ``priority``."""
     delay_until: int | None = None
     if options.countdown is not None:
         delay_until = now + int(options.countdown * 1000)
@@ -100,17 +138,16 @@ def new_workflows(
     elif options.expires is not None:
         expires_at = now + int(options.expires * 1000)
     delayed = delay_until is not None and delay_until > now
-    timeout = options.timeout if options.timeout is not None else wf.timeout
-    priority = options.priority if options.priority is not None else wf.priority
+    timeout = options.timeout if options.timeout is not None else default_timeout
+    priority = options.priority if options.priority is not None else default_priority
     rows: list[NewWorkflow] = []
-    encode = wf.signature.encode_inputs
-    what = f"workflow {wf.name!r}"
+    what = f"workflow {name!r}"
     for i, (args, kwargs) in enumerate(calls):
         wid = ids[i] if ids is not None else str(uuid.uuid4())
         rows.append(
             NewWorkflow(
                 id=wid,
-                name=wf.name,
+                name=name,
                 status=Status.DELAYED if delayed else Status.ENQUEUED,
                 inputs=encode(args, kwargs, what),
                 queue=queue,
@@ -164,4 +201,4 @@ def resolve(
     return ids
 
 
-__all__ = ["Call", "new_workflows", "resolve", "validate"]
+__all__ = ["Call", "build_rows", "new_workflows", "resolve", "validate", "validate_options"]

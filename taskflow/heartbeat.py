@@ -21,7 +21,8 @@ log = logging.getLogger("taskflow.heartbeat")
 
 class Heartbeat:
     """Upserts one executor's heartbeat row every ``interval`` seconds, then runs ``on_tick``
-    (a worker's sweep for dead executors), until stopped."""
+    (a worker's sweep for dead executors), until stopped. A worker's row also names its
+    ``pool`` and the ``workflows`` its app registers, for ``taskflow inspect``."""
 
     def __init__(
         self,
@@ -35,6 +36,8 @@ class Heartbeat:
         interval: float,
         queues: list[str] | None = None,
         concurrency: int = 0,
+        pool: str | None = None,
+        workflows: Callable[[], list[str]] | None = None,
         on_tick: Callable[[], object] | None = None,
         lock: threading.Lock | None = None,
     ) -> None:
@@ -47,6 +50,8 @@ class Heartbeat:
         self.interval = interval
         self._queues = queues or []
         self._concurrency = concurrency
+        self._pool = pool
+        self._workflows = workflows
         self._on_tick = on_tick
         self.lock = lock or threading.Lock()
         """Held while the thread uses the database (a worker holds it to fork safely)."""
@@ -68,6 +73,8 @@ class Heartbeat:
             concurrency=self._concurrency,
             started_at=self._started_at,
             heartbeat_at=now_ms(self._clock),
+            pool=self._pool,
+            workflows=self._workflows() if self._workflows is not None else None,
         )
 
     def beat_now(self) -> None:

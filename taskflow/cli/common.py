@@ -8,6 +8,7 @@ as a traceback: an operator reads them in a terminal or a cron mail.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -58,6 +59,19 @@ def resolve_app(ctx: click.Context, app_spec: str | None) -> Taskflow | None:
         return load_app(spec)
     except TaskflowError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def required_app(ctx: click.Context, app_spec: str | None, loglevel: str) -> Taskflow:
+    """For commands that run the app (``worker``, ``beat``): set the log level, then load the
+    app, which must be given."""
+    level = logging.getLevelName(loglevel.upper())
+    if not isinstance(level, int):
+        raise click.UsageError(f"unknown log level {loglevel!r}")
+    logging.getLogger().setLevel(level)
+    app = resolve_app(ctx, app_spec)
+    if app is None:
+        raise click.UsageError("give the app with -A/--app (pkg.module or pkg.module:attr)")
+    return app
 
 
 def database_conf(ctx: click.Context, app_spec: str | None, database_url: str | None) -> Config:
@@ -152,7 +166,7 @@ def emit_one(record: Mapping[str, object], as_json: bool) -> None:
         click.echo(f"{key.ljust(width)}  {_cell(value)}")
 
 
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s|ms)")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|w|d|h|m|s)")
 _UNITS = {"w": 604_800.0, "d": 86_400.0, "h": 3_600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
@@ -196,6 +210,7 @@ __all__ = [
     "json_option",
     "open_broker",
     "parse_duration",
+    "required_app",
     "resolve_app",
     "table_lines",
     "taskflow_errors",

@@ -10,7 +10,7 @@ import click
 from taskflow import __version__
 from taskflow.broker import create_broker
 from taskflow.broker.migrations import bootstrap_statements, migration_statements, pending
-from taskflow.cli.common import database_conf, resolve_app
+from taskflow.cli.common import database_conf, required_app
 from taskflow.errors import TaskflowError
 from taskflow.queues import validate_queue_name
 
@@ -76,6 +76,7 @@ def migrate(
 @click.option(
     "-n", "--hostname", "name", default=None, help="Worker name (default: taskflow@host)."
 )
+@click.option("-B", "--beat", "with_beat", is_flag=True, help="Also run a beat in this worker.")
 @click.option(
     "--max-tasks-per-child", type=int, default=None, help="Replace a child after N workflows."
 )
@@ -93,17 +94,13 @@ def worker(
     name: str | None,
     max_tasks_per_child: int | None,
     max_memory_per_child: int | None,
+    with_beat: bool,
 ) -> None:
-    """Run a worker: claim workflows from the database and run them."""
+    """Run a worker: claim workflows from the database and run them (with -B, also fire
+    schedules: a beat that leads or stands by like any other)."""
     from taskflow.worker import Worker, WorkerOptions  # noqa: PLC0415 - keep other commands light
 
-    level = logging.getLevelName(loglevel.upper())
-    if not isinstance(level, int):
-        raise click.UsageError(f"unknown log level {loglevel!r}")
-    logging.getLogger().setLevel(level)
-    app = resolve_app(ctx, app_spec)
-    if app is None:
-        raise click.UsageError("give the app with -A/--app (pkg.module or pkg.module:attr)")
+    app = required_app(ctx, app_spec, loglevel)
     names = tuple(q.strip() for q in queues.split(",") if q.strip()) if queues else None
     try:
         app.finalize()
@@ -116,9 +113,12 @@ def worker(
             name=name,
             max_tasks_per_child=max_tasks_per_child,
             max_memory_per_child=max_memory_per_child,
+            beat=with_beat,
         )
         for queue in options.queues:
             validate_queue_name(queue)
+        if with_beat:
+            app.declared_schedules()  # refuse a bad beat_schedule before starting
         code = Worker(app, options).run()
     except TaskflowError as exc:
         raise click.ClickException(str(exc)) from None

@@ -21,12 +21,14 @@ from typing import Any
 
 from taskflow import signals
 from taskflow.app import Taskflow
+from taskflow.beat import Beat
 from taskflow.broker.base import Listener
 from taskflow.clock import now_ms
 from taskflow.errors import TimeLimitExceeded
 from taskflow.heartbeat import Heartbeat
 from taskflow.models import Finish, WorkflowRow
 from taskflow.recovery import local_executor_id
+from taskflow.retention import Retention
 from taskflow.serialization import encode_error
 from taskflow.status import Status
 from taskflow.worker.banner import banner
@@ -57,6 +59,9 @@ class Worker:
         self._listener: Listener | None = None
         self._listen_thread: threading.Thread | None = None
         self._closing = threading.Event()
+        # Started after the fork (threads must not exist then), stopped before the pool.
+        self._beat = Beat(app, options.name) if options.beat else None
+        self._beat_thread: threading.Thread | None = None
         self._db_lock = threading.Lock()
         self._sqlite = app.conf.resolved_database_url().startswith("sqlite")
         self.pool: Pool
@@ -78,8 +83,16 @@ class Worker:
             interval=options.heartbeat_interval,
             queues=list(options.queues),
             concurrency=options.slots,
+            pool=options.pool,
+            # Read at each beat: the registry is complete only once the app is finalized.
+            workflows=lambda: sorted(app.workflows),
             on_tick=self.sweeper.sweep,
             lock=self._db_lock,
+        )
+        # Its own thread, so a long backlog never delays a claim or a heartbeat by more than
+        # one short batch. A bad result_expires setting fails here, before anything starts.
+        self.retention = Retention.from_conf(
+            lambda: app.broker, app.clock, app.conf, lock=self._db_lock
         )
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -97,6 +110,10 @@ class Worker:
         app.close()  # the parent's connections were made before fork; start clean
         self.heartbeat.start()
         self._start_listener()
+        if self.retention is not None:
+            self.retention.start()
+        if self._beat is not None:
+            self._beat_thread = self._beat.start_thread()
         signals.worker_ready.send(sender=self)
         log.info("%s ready.", self.options.name)
         try:
@@ -323,6 +340,11 @@ class Worker:
         signals.worker_shutdown.send(sender=self)
         cold = self._stop_level >= 2 or bool(self.pool.running())
         self._closing.set()
+        if self.retention is not None:
+            self.retention.stop()
+        if self._beat is not None and self._beat_thread is not None:
+            self._beat.stop()
+            self._beat_thread.join(timeout=self.options.poll_interval + 5)
         self._collect()  # outcomes that arrived before the kill are kept, not re-run
         left = self.pool.stop(0 if cold else 5.0)
         self._collect()

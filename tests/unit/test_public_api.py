@@ -11,12 +11,14 @@ import taskflow.errors
 
 CURATED = {
     "close_stream",
+    "crontab",
     "write_stream",
     "get_event",
     "recv",
     "send",
     "set_event",
     "sleep",
+    "Client",
     "Config",
     "ConfigurationError",
     "CurrentInfo",
@@ -40,6 +42,7 @@ CURATED = {
     "TimeLimitExceeded",
     "UnknownQueueError",
     "UnknownWorkflowError",
+    "VersionInfo",
     "Workflow",
     "WorkflowCancelledError",
     "WorkflowConflictError",
