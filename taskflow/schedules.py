@@ -505,8 +505,8 @@ class Schedules:
         fired = 0
         while True:
             times = table.between(start, now, FIRE_BATCH)
-            last = times[-1] if times else now
-            nxt = table.next_after(max(last, now) if len(times) < FIRE_BATCH else last)
+            # A full batch may leave due times after it; otherwise everything up to now fired.
+            nxt = table.next_after(times[-1] if len(times) == FIRE_BATCH else now)
             new_next = nxt if nxt is not None else NEVER
             news = new_fires(row, times, now)
             results = broker.fire_schedule(

@@ -268,17 +268,7 @@ class SQLBroker(ScheduleQueries, Broker):
     def _list_param(self, values: Sequence[str]) -> object:
         """A list of strings as a bind parameter (an array, or JSON text for SQLite)."""
 
-    @abc.abstractmethod
-    def _one(self, query: str, params: dict[str, Any]) -> tuple[Any, ...] | None:
-        """Run a named query (committing at once) and return its first row."""
-
-    @abc.abstractmethod
-    def _all(self, query: str, params: dict[str, Any]) -> list[tuple[Any, ...]]:
-        """Run a named query and return all its rows."""
-
-    @abc.abstractmethod
-    def _run(self, query: str, params: dict[str, Any]) -> None:
-        """Run a named query that returns no rows (committing at once)."""
+    # _one, _all and _run are declared by ScheduleQueries, which this class mixes in.
 
     # -- workflows -------------------------------------------------------------------------
     def start_workflow(self, new: NewWorkflow, now: int) -> StartResult:

@@ -6,7 +6,6 @@ migrated database.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 
 import pytest
@@ -15,6 +14,8 @@ from taskflow.broker import Broker
 from taskflow.broker.base import PendingRef, load_queries
 from taskflow.models import NewWorkflow, StepRow
 from taskflow.status import Status
+
+from .queueing import race
 
 NOW = 1_700_000_000_000
 """A fixed timestamp (ms): the broker takes time from its caller, never from the clock."""
@@ -61,29 +62,6 @@ def step(step_id: int, *, output: str | None = '"ok"', error: str | None = None)
         started_at=NOW + step_id,
         finished_at=NOW + step_id + 1,
     )
-
-
-def race(n: int, fn: Callable[[int], object]) -> list[object]:
-    """Run ``fn(i)`` in ``n`` threads released together; return the results in order."""
-    barrier = threading.Barrier(n, timeout=30)
-    results: list[object] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a racing thread did not finish"
-    assert not errors, errors
-    return results
 
 
 # -- start_workflow / get_workflow / get_status ---------------------------------------------

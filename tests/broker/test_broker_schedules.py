@@ -7,7 +7,6 @@ Time is the ``now`` each call passes: nothing here sleeps.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Sequence
 
 import pytest
@@ -18,7 +17,7 @@ from taskflow.errors import ConfigurationError
 from taskflow.models import BeatLease, NewWorkflow, ScheduleRow
 from taskflow.status import Status
 
-from .queueing import NOW, queued, stored, wait_until
+from .queueing import NOW, queued, race, stored, wait_until
 
 MINUTE = 60_000
 LEASE = 30_000
@@ -89,29 +88,6 @@ def got(broker: Broker, name: str) -> ScheduleRow:
 
 def names(rows: Sequence[ScheduleRow]) -> list[str]:
     return [r.name for r in rows]
-
-
-def race(n: int, fn: Callable[[int], object]) -> list[object]:
-    """Run ``fn(i)`` in ``n`` threads released together; return the results in order."""
-    barrier = threading.Barrier(n, timeout=30)
-    results: list[object] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            barrier.wait()
-            results[i] = fn(i)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert not any(t.is_alive() for t in threads), "a racing thread did not finish"
-    assert not errors, errors
-    return results
 
 
 # -- create, get, list, delete -------------------------------------------------------------
